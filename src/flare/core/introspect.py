@@ -1,0 +1,85 @@
+"""Find the parts of an arbitrary transformers model that FLARE needs, by name and type only."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+from torch import nn
+
+from flare.errors import ConfigError
+
+# Task heads that are trained and saved with the adapter when the config does not say.
+DEFAULT_HEAD_NAMES = ("classifier", "score", "qa_outputs")
+
+_BLOCK_NAME = re.compile(r"^(?P<stack>.*?)\.(?P<index>\d+)\.(?P<within>.+)$")
+
+
+@dataclass(frozen=True)
+class BlockAddress:
+    """Where a module sits: `{stack}.{index}.{within}`, e.g. model.layers . 3 . self_attn.q_proj."""
+
+    stack: str
+    index: int
+    within: str
+
+    @classmethod
+    def parse(cls, name: str) -> "BlockAddress | None":
+        match = _BLOCK_NAME.match(name)
+        if match is None:
+            return None
+        return cls(match["stack"], int(match["index"]), match["within"])
+
+    def shifted(self, offset: int) -> "BlockAddress":
+        return BlockAddress(self.stack, self.index + offset, self.within)
+
+    @property
+    def name(self) -> str:
+        return f"{self.stack}.{self.index}.{self.within}"
+
+
+def text_config(model: nn.Module):
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def is_encoder_decoder(model: nn.Module) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def fusing_stack(model: nn.Module) -> nn.Module:
+    """The module whose forward runs the blocks that fuse, and whose first output is its
+    final hidden state: the encoder of an encoder-decoder, else the model without its head."""
+    if is_encoder_decoder(model):
+        return model.get_encoder()
+    backbone = getattr(model, "base_model", None)
+    if isinstance(backbone, nn.Module) and backbone is not model:
+        return backbone
+    return model
+
+
+def default_attention_modules(model: nn.Module) -> list[str]:
+    """The family's query and value projections (PEFT's per-architecture LoRA defaults)."""
+    model_type = text_config(model).model_type
+    names = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+    if names is None:
+        raise ConfigError(
+            f"no default query/value module names are known for model type {model_type!r}; "
+            f"set target_modules and fuse_modules explicitly. Linear modules of this model: "
+            f"{', '.join(linear_module_suffixes(model))}"
+        )
+    return list(names)
+
+
+def linear_module_suffixes(model: nn.Module) -> list[str]:
+    """Short names (last name component) of the model's linear layers, for error messages."""
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt", "Conv1D"):
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def default_modules_to_save(model: nn.Module) -> list[str]:
+    return [name for name in DEFAULT_HEAD_NAMES if isinstance(getattr(model, name, None), nn.Module)]

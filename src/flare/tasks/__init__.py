@@ -1,0 +1,44 @@
+"""Tasks: loaders for the task data, one example model, metrics.
+
+Quick use::
+
+    from flare.tasks import get_task
+    task = get_task("nusax")
+    train = task.load("jav", "train")            # list[ClassificationExample], English partner set
+    scores = task.metric(predictions, train)     # {"accuracy": ..., "macro_f1": ...} in 0-100
+
+Modules
+    examples   ClassificationExample, QAExample, Answer (the data model)
+    base       the Task protocol (name, kind, label_names, languages, english_language,
+               splits(), load(), metric()) and its shared implementation
+    nusax, xnli, tydiqa, xquad   the built-in tasks (each docstring: layout, languages, split
+               protocol, counts)
+    parallel   the user's own parallel classification data (CSV / TSV / JSONL)
+    splits     the deterministic group-split rule
+    metrics    accuracy, macro-F1, SQuAD exact match / F1
+    readers, tables   file reading and checking (every problem is a DataError naming file and row)
+    registry   TASKS, get_task, describe
+    data_root  find_data_root (where the task data lives)
+"""
+
+from flare.tasks.base import BaseTask, Task
+from flare.tasks.examples import Answer, ClassificationExample, Example, QAExample
+from flare.tasks.parallel import DataFiles, ParallelConfig, ParallelTask
+from flare.tasks.registry import TASKS, describe, get_task
+from flare.tasks.splits import SPLITS
+
+__all__ = [
+    "Answer",
+    "BaseTask",
+    "ClassificationExample",
+    "DataFiles",
+    "Example",
+    "ParallelConfig",
+    "ParallelTask",
+    "QAExample",
+    "SPLITS",
+    "TASKS",
+    "Task",
+    "describe",
+    "get_task",
+]

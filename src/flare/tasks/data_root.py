@@ -1,0 +1,52 @@
+"""Find the folder that holds the task data, and say which one was used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flare.errors import DataError
+
+ENV_VAR = "FLARE_DATA"
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    path: Path
+    found_by: str  # "--data-dir", "$FLARE_DATA", or "../shared/data next to ..."
+
+    def __str__(self) -> str:
+        return f"{self.path} (from {self.found_by})"
+
+
+def candidate_roots(explicit: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """Places to look, in order of precedence."""
+    places: list[tuple[Path, str]] = []
+    if explicit:
+        places.append((Path(explicit).expanduser(), "--data-dir"))
+    if os.environ.get(ENV_VAR):
+        places.append((Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"))
+    places.append((Path.cwd().parent / "shared" / "data", "../shared/data from the working directory"))
+    places.append((_PROJECT_ROOT.parent / "shared" / "data", "../shared/data from the project root"))
+    return places
+
+
+def find_data_root(explicit: str | os.PathLike | None = None, needs: str | None = None) -> DataRoot:
+    """Return the first existing data root (holding `needs`, a sub-folder, when given).
+
+    An explicit directory that does not exist is an error rather than silently skipped.
+    """
+    looked: list[str] = []
+    for path, how in candidate_roots(explicit):
+        if how == "--data-dir" and not path.is_dir():
+            raise DataError(f"the data directory given with --data-dir does not exist: {path}")
+        target = path / needs if needs else path
+        if target.is_dir():
+            return DataRoot(path.resolve(), how)
+        looked.append(f"{target} ({how})")
+    raise DataError(
+        "no task data found; looked in: " + "; ".join(looked),
+        hint=f"pass --data-dir DIR or set {ENV_VAR}=DIR to a folder laid out as described in docs/data.md",
+    )

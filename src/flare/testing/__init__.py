@@ -1,0 +1,1 @@
+"""Tiny random models and data for tests and quick runs (no downloads)."""
