@@ -1,0 +1,115 @@
+"""Where converted models live, and how a folder is written there safely.
+
+A converted model is written into a hidden temporary folder next to its final place
+and renamed at the end, so a crash or Ctrl-C never leaves a half-written model behind,
+and a folder that exists is always complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ENV_VAR = "FLARE_CACHE"
+DEFAULT_CACHE = "~/.cache/flare"
+# Written last into every converted folder: its presence marks a finished conversion.
+MARKER = "provenance.json"
+
+
+def cache_root() -> Path:
+    """`$FLARE_CACHE`, else `~/.cache/flare`."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_CACHE).expanduser()
+
+
+def model_dir(alias: str) -> Path:
+    """The folder that holds (or will hold) the converted copy of `alias`."""
+    return cache_root() / "models" / alias
+
+
+def is_complete(folder: Path) -> bool:
+    """True when `folder` holds a finished conversion."""
+    return (folder / MARKER).is_file() and (folder / "config.json").is_file()
+
+
+def work_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A scratch folder for downloads, inside the cache (same disk; /tmp may be small)."""
+    root = cache_root() / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=root)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes `target` when the block succeeds.
+
+    On an exception the temporary folder is removed and `target` is left as it was.
+    An existing `target` is replaced only once the new folder is complete.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield tmp
+        _open_permissions(tmp)
+        old = None
+        if target.exists():
+            # Move the old copy aside first: a rename onto a non-empty folder fails.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _open_permissions(folder: Path) -> None:
+    """mkdtemp makes 0700 folders (and some writers 0600 files); a shared cache wants the
+    usual umask-based permissions instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextlib.contextmanager
+def folder_lock(target: Path, on_wait=None) -> Iterator[None]:
+    """Hold an exclusive lock for provisioning `target`, so that parallel test runs
+    or CLI calls convert a model once instead of racing (POSIX only; elsewhere a no-op)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename still keeps the folder consistent
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_leftovers(target: Path, work_prefix: str) -> None:
+    """Delete partial folders and scratch downloads that a killed run left behind.
+
+    Call only while holding `folder_lock(target)`: nobody else can be writing them then.
+    """
+    for stale in target.parent.glob(f".{target.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = cache_root() / "tmp"
+    if scratch.is_dir():
+        for stale in scratch.glob(f"{work_prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
