@@ -1,0 +1,63 @@
+"""Stage 2 of FLARE: machine translation of task data, with a resumable disk cache.
+
+* ``languages``: our language codes and what NLLB-200, M2M100 and OPUS-MT call them.
+* ``translator``: ``Translator(model).translate(texts, src, tgt)`` for any Hugging Face
+  seq2seq translation model.
+* ``cache``: the JSONL cache that makes translation resumable.
+* ``qa_projection``: carry an extractive-QA answer span through translation.
+* ``dataset``: translate the text fields of a data set.
+
+``docs/translation.md`` describes the whole stage.
+"""
+
+from flare.translation.cache import TranslationCache, cache_file
+from flare.translation.dataset import DatasetTranslationReport, translate_records
+from flare.translation.languages import (
+    LANGUAGES,
+    Language,
+    ModelCode,
+    get_language,
+    known_codes,
+    m2m100_code,
+    marian_codes,
+    model_code,
+    nllb_code,
+)
+from flare.translation.qa_projection import (
+    ProjectedAnswer,
+    ProjectionFailure,
+    ProjectionReport,
+    QATranslationReport,
+    mark_answer,
+    project_answers,
+    translate_qa_records,
+    unmark_answer,
+)
+from flare.translation.translator import TranslationStats, Translator, detect_family
+
+__all__ = [
+    "LANGUAGES",
+    "DatasetTranslationReport",
+    "Language",
+    "ModelCode",
+    "ProjectedAnswer",
+    "ProjectionFailure",
+    "ProjectionReport",
+    "QATranslationReport",
+    "TranslationCache",
+    "TranslationStats",
+    "Translator",
+    "cache_file",
+    "detect_family",
+    "get_language",
+    "known_codes",
+    "m2m100_code",
+    "marian_codes",
+    "mark_answer",
+    "model_code",
+    "nllb_code",
+    "project_answers",
+    "translate_qa_records",
+    "translate_records",
+    "unmark_answer",
+]

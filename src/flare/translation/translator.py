@@ -1,0 +1,564 @@
+"""Machine translation with any Hugging Face sequence-to-sequence translation model.
+
+``Translator(model).translate(texts, src, tgt)`` returns one translation per text, in order.
+
+Model families, detected from the tokenizer (override with ``family=``):
+
+* ``nllb``: NLLB-200 checkpoints (``NllbTokenizer``; FLORES-200 codes such as ``ind_Latn``).
+  The tokenizer's ``src_lang`` puts the source language token in front of the input, and
+  generation is forced to start with the target language token (``forced_bos_token_id``).
+* ``m2m100``: M2M100 checkpoints (``M2M100Tokenizer``; ``__id__`` tokens), handled the same way
+  with the M2M100 codes.
+* ``marian``: OPUS-MT / Marian checkpoints, one direction per model. The direction the model was
+  trained for is read from its tokenizer (``source_lang``/``target_lang``) or its name
+  (``opus-mt-en-id``); a request that contradicts it is refused. Multi-target models get the
+  ``>>xxx<<`` target token in front of each input.
+* ``tagged``: another tokenizer with a ``src_lang`` attribute (e.g. mBART-50): languages must be
+  given as the model's own language tokens (``en_XX``), used as such.
+* ``plain``: no language tokens at all; the languages only name the cache file.
+
+Languages are our codes or aliases (see ``languages.py``), or a model's raw language code.
+Texts are deduplicated, empty texts returned unchanged, the rest sorted by token length
+(longest first) and translated in batches; with ``cache_dir`` each batch is written to a
+JSONL cache as soon as it is done (``cache.py``), so a killed run resumes and a repeated run
+loads no model at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from flare.errors import ConfigError, DataError
+from flare.translation.cache import TranslationCache, cache_file
+from flare.translation.languages import FAMILIES, Language, get_language, is_known, model_code
+
+logger = logging.getLogger(__name__)
+
+_NLLB_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+
+@dataclass
+class TranslationStats:
+    """What one or more ``translate`` calls did. Counts of distinct texts unless noted."""
+
+    total: int = 0  # texts asked for (with repeats)
+    empty: int = 0  # empty or whitespace-only texts (with repeats): returned unchanged
+    unique: int = 0  # distinct non-empty texts
+    cached: int = 0  # distinct texts found in the cache
+    translated: int = 0  # distinct texts run through the model
+    truncated: int = 0  # of those, inputs cut at max_input_length tokens
+    batches: int = 0  # model calls
+
+    def __add__(self, other: TranslationStats) -> TranslationStats:
+        return TranslationStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def summary(self) -> str:
+        text = (
+            f"{self.total} texts ({self.unique} distinct, {self.empty} empty): "
+            f"{self.cached} from the cache, {self.translated} translated in {self.batches} batches"
+        )
+        if self.truncated:
+            text += f"; {self.truncated} inputs truncated"
+        return text
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """How one (src, tgt) request is carried out by this model."""
+
+    src_name: str  # for the cache file: canonical code, or the raw code given
+    tgt_name: str
+    src_code: str | None  # the model's code (tokenizer src_lang), None where unused
+    tgt_code: str | None
+    forced_bos_token_id: int | None
+    prefix: str  # put in front of every input (Marian multi-target token)
+    same_language: bool
+
+
+def detect_family(tokenizer: Any, config: Any = None) -> str:
+    """One of ``nllb``, ``m2m100``, ``marian``, ``tagged``, ``plain`` (see the module doc)."""
+    model_type = getattr(config, "model_type", None)
+    cls = type(tokenizer).__name__.lower()
+    if model_type == "marian" or cls.startswith("marian"):
+        return "marian"
+    if hasattr(tokenizer, "lang_code_to_id") and hasattr(tokenizer, "get_lang_id"):
+        return "m2m100"
+    if cls.startswith("nllb") or _token_id(tokenizer, "eng_Latn") is not None:
+        return "nllb"
+    if hasattr(tokenizer, "src_lang"):
+        return "tagged"
+    return "plain"
+
+
+def _token_id(tokenizer: Any, token: str) -> int | None:
+    """The id of ``token`` when the tokenizer has it as one token, else None."""
+    try:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+    except (KeyError, ValueError, TypeError):
+        return None
+    if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        return None
+    return int(token_id)
+
+
+def _resolve_device(device: Any) -> str:
+    import torch
+
+    if device is not None:
+        return str(device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve_dtype(dtype: Any, device: str) -> str:
+    """A dtype name; None means float16 on CUDA and float32 elsewhere."""
+    if dtype is None:
+        return "float16" if device.startswith("cuda") else "float32"
+    name = str(dtype).removeprefix("torch.")
+    if name not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of float32, float16, bfloat16")
+    return _DTYPES[name]
+
+
+class Translator:
+    """Translate texts with a Hugging Face seq2seq translation model.
+
+    ``model`` is a hub id, a local folder, or an already loaded model (then pass its
+    ``tokenizer`` too). Models given by name are loaded only when something has to be
+    translated. ``num_beams=None`` keeps the checkpoint's own setting; ``max_input_length``
+    truncates inputs (counted in the stats), ``max_new_tokens`` bounds outputs. ``device=None``
+    means CUDA when present (for a loaded model: where it already is); ``dtype=None`` means
+    float16 on CUDA and float32 otherwise (a loaded model keeps its dtype). ``progress=None``
+    shows a progress bar only on a terminal.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Any,
+        tokenizer: str | os.PathLike | Any | None = None,
+        *,
+        batch_size: int = 16,
+        num_beams: int | None = None,
+        max_input_length: int = 256,
+        max_new_tokens: int = 256,
+        device: str | Any | None = None,
+        dtype: str | Any | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        model_name: str | None = None,
+        family: str | None = None,
+        allow_fallback: bool = True,
+        progress: bool | None = None,
+        generation_kwargs: Mapping[str, Any] | None = None,
+    ):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if num_beams is not None and num_beams < 1:
+            raise ConfigError(f"num_beams must be at least 1, got {num_beams}")
+        if max_input_length < 1 or max_new_tokens < 1:
+            raise ConfigError("max_input_length and max_new_tokens must be at least 1")
+        if family is not None and family not in (*FAMILIES, "tagged", "plain"):
+            raise ConfigError(f"unknown family {family!r}; use nllb, m2m100, marian, tagged or plain")
+        self.batch_size = batch_size
+        self.num_beams = num_beams
+        self.max_input_length = max_input_length
+        self.max_new_tokens = max_new_tokens
+        self.allow_fallback = allow_fallback
+        self.progress = progress
+        self.generation_kwargs = dict(generation_kwargs or {})
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._family = family
+
+        if isinstance(model, (str, os.PathLike)):
+            self._model = None
+            self._model_source = str(model)
+            local = Path(model).expanduser()
+            self.model_name = model_name or (str(local.resolve()) if local.exists() else str(model))
+            self.device = _resolve_device(device)
+            self.dtype = _resolve_dtype(dtype, self.device)
+            self._tokenizer_source = tokenizer if tokenizer is not None else model
+            self._tokenizer = None if isinstance(self._tokenizer_source, (str, os.PathLike)) else tokenizer
+        else:
+            if tokenizer is None:
+                raise ConfigError("a loaded model needs its tokenizer: Translator(model, tokenizer)")
+            self._model = model
+            self._model_source = None
+            self.model_name = model_name or getattr(model, "name_or_path", "") or ""
+            if not self.model_name and self.cache_dir is not None:
+                raise ConfigError("pass model_name= to cache translations of a model given as an object")
+            current = next(model.parameters())
+            self.device = str(current.device) if device is None else str(device)
+            if dtype is None:  # keep the model's own dtype (it may be quantized)
+                self.dtype = str(current.dtype).removeprefix("torch.")
+            else:
+                self.dtype = _resolve_dtype(dtype, self.device)
+            self._tokenizer_source = tokenizer
+            self._tokenizer = None if isinstance(tokenizer, (str, os.PathLike)) else tokenizer
+            self._prepare_model(move=device is not None, cast=dtype is not None)
+        self._caches: dict[tuple[str, str, str], TranslationCache] = {}
+        self._warned: set[str] = set()
+        self._strip_cache: set[int] | None = None
+        self.last_stats = TranslationStats()
+        self.total_stats = TranslationStats()
+
+    # -- loading ---------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self._tokenizer_source)
+            except (OSError, ValueError) as err:
+                raise ConfigError(
+                    f"cannot load the tokenizer of translation model {self._tokenizer_source!r} "
+                    f"(a hub id needs network access or a filled Hugging Face cache; a folder needs "
+                    f"the tokenizer files): {err}"
+                ) from err
+        return self._tokenizer
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForSeq2SeqLM
+
+            logger.info(
+                "loading translation model %s on %s (%s)", self._model_source, self.device, self.dtype
+            )
+            try:
+                self._model = AutoModelForSeq2SeqLM.from_pretrained(
+                    self._model_source, dtype=getattr(torch, self.dtype)
+                )
+            except (OSError, ValueError) as err:
+                raise ConfigError(
+                    f"cannot load translation model {self._model_source!r} (a hub id needs network "
+                    f"access or a filled Hugging Face cache): {err}"
+                ) from err
+            self._prepare_model(move=True)
+        return self._model
+
+    def _prepare_model(self, move: bool, cast: bool = False) -> None:
+        """Check the model, put it on ``self.device`` (if ``move``) and cast it (if ``cast``)."""
+        import torch
+
+        model = self._model
+        if not getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            raise ConfigError(
+                f"{type(model).__name__} is not an encoder-decoder model; translation needs a "
+                "sequence-to-sequence model such as NLLB, M2M100 or Marian"
+            )
+        if move:
+            model.to(self.device)
+        if cast:
+            model.to(getattr(torch, self.dtype))
+        model.eval()
+
+    @property
+    def family(self) -> str:
+        if self._family is None:
+            config = self._model.config if self._model is not None else None
+            self._family = detect_family(self.tokenizer, config)
+        return self._family
+
+    # -- languages -------------------------------------------------------------------------
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            logger.warning(message)
+
+    def _lang_code(self, lang: str | Language, role: str) -> tuple[str, str]:
+        """(name for the cache file, the model's code) for a language given by the caller."""
+        family = self.family
+        tok = self.tokenizer
+        if isinstance(lang, Language) or is_known(lang):
+            language = get_language(lang)
+            if family in ("nllb", "m2m100"):
+                code = model_code(language, family, self.allow_fallback)
+                if code.fallback:
+                    self._warn_once(f"{role} language {language.code}: {code.fallback}")
+                return language.code, code.code
+            return language.code, language.code
+        raw = str(lang)
+        if family == "nllb" and _token_id(tok, raw) is not None:
+            return raw, raw
+        if family == "m2m100":
+            raw_code = raw.strip("_")
+            if raw_code in tok.lang_code_to_id:
+                return raw_code, raw_code
+        if family == "tagged" and _token_id(tok, raw) is not None:
+            return raw, raw
+        if family in ("marian", "plain") and re.fullmatch(r"[A-Za-z][A-Za-z_-]{1,15}", raw):
+            return raw, raw  # named only in the cache file (and Marian's target token)
+        get_language(raw)  # raises the ConfigError listing the known codes
+        raise AssertionError("unreachable")
+
+    def _direction(self, src: str | Language, tgt: str | Language) -> _Direction:
+        family = self.family
+        tok = self.tokenizer
+        src_name, src_code = self._lang_code(src, "source")
+        tgt_name, tgt_code = self._lang_code(tgt, "target")
+        same = src_name == tgt_name
+        forced_bos: int | None = None
+        prefix = ""
+        if family == "nllb" or family == "tagged":
+            for code in (src_code, tgt_code):
+                if _token_id(tok, code) is None:
+                    raise ConfigError(f"the tokenizer of {self.model_name} has no language token {code!r}")
+            forced_bos = _token_id(tok, tgt_code)
+        elif family == "m2m100":
+            for code in (src_code, tgt_code):
+                if code not in tok.lang_code_to_id:
+                    raise ConfigError(f"the tokenizer of {self.model_name} has no language code {code!r}")
+            forced_bos = int(tok.get_lang_id(tgt_code))
+        elif family == "marian":
+            prefix = self._marian_prefix(src, tgt)
+            src_code = tgt_code = None
+        else:  # plain
+            src_code = tgt_code = None
+            self._warn_once(
+                f"{self.model_name}: no language tokens known for this model; the requested "
+                "languages are not passed to it"
+            )
+        return _Direction(src_name, tgt_name, src_code, tgt_code, forced_bos, prefix, same)
+
+    def _marian_direction(self) -> tuple[str | None, str | None]:
+        """The (source, target) side the Marian model was trained for, as named by it."""
+        tok = self.tokenizer
+        src = getattr(tok, "source_lang", None)
+        tgt = getattr(tok, "target_lang", None)
+        if not (src and tgt):
+            name = Path(str(self.model_name).rstrip("/\\")).name
+            match = re.search(r"opus-mt-(?:tc-(?:big|base)-)?([A-Za-z_]+)-([A-Za-z_]+)$", name)
+            if match:
+                src, tgt = src or match.group(1), tgt or match.group(2)
+        return src, tgt
+
+    def _marian_prefix(self, src: str | Language, tgt: str | Language) -> str:
+        """Check that a Marian model translates src→tgt; the target token multi-target models need."""
+        model_src, model_tgt = self._marian_direction()
+        if model_src is None and model_tgt is None:
+            self._warn_once(
+                f"{self.model_name}: cannot tell which direction this Marian model translates "
+                "(no source_lang/target_lang in its tokenizer, no opus-mt-SRC-TGT name); trusting the caller"
+            )
+        for side, asked, role in ((model_src, src, "source"), (model_tgt, tgt, "target")):
+            # only a side that names one language of our table can be checked; a group such as
+            # 'mul' or 'ROMANCE' is checked through the target token below
+            if side is None:
+                continue
+            asked_lang = get_language(asked) if (isinstance(asked, Language) or is_known(asked)) else None
+            if is_known(side):
+                asked_ok = asked_lang is get_language(side)
+            elif len(side) == 2 and side.isalpha():  # an ISO 639-1 code always names one language
+                asked_codes = (
+                    {str(asked).lower()} if asked_lang is None else {asked_lang.code, *asked_lang.marian}
+                )
+                asked_ok = side.lower() in {c.lower() for c in asked_codes}
+            else:
+                continue
+            if not asked_ok:
+                shown = asked_lang.code if asked_lang is not None else asked
+                raise ConfigError(
+                    f"{self.model_name} translates {model_src}→{model_tgt}, but {role} language "
+                    f"{shown!r} was asked for; a Marian model translates one direction only: pick "
+                    "the opus-mt model for this direction, or a many-to-many model such as NLLB"
+                )
+        supported = list(getattr(self.tokenizer, "supported_language_codes", None) or [])
+        target_checked = model_tgt is not None and is_known(model_tgt)  # and it matched, above
+        if not supported:
+            return ""
+        candidates = get_language(tgt).marian if (isinstance(tgt, Language) or is_known(tgt)) else (str(tgt),)
+        for code in candidates:
+            token = code if code.startswith(">>") else f">>{code}<<"
+            if token in supported:
+                return token + " "
+        for code in candidates:  # a script variant, e.g. >>cmn_Hans<< for cmn
+            for token in supported:
+                if token.startswith(f">>{code}_"):
+                    return token + " "
+        if target_checked:  # a one-target model that happens to have language tokens
+            return ""
+        shown = ", ".join(supported[:20]) + (" ..." if len(supported) > 20 else "")
+        raise ConfigError(
+            f"{self.model_name} is a multi-target Marian model without a target token for {tgt!r} "
+            f"(tried {', '.join(candidates)}; it has {shown})"
+        )
+
+    # -- translation -----------------------------------------------------------------------
+    def settings(self, direction: _Direction) -> dict[str, Any]:
+        """Everything that decides the output besides the text: the cache key covers it."""
+        return {
+            "model": self.model_name,
+            "family": self.family,
+            "src": direction.src_code,
+            "tgt": direction.tgt_code,
+            "forced_bos_token_id": direction.forced_bos_token_id,
+            "prefix": direction.prefix,
+            "num_beams": self.num_beams,
+            "max_input_length": self.max_input_length,
+            "max_new_tokens": self.max_new_tokens,
+            "dtype": self.dtype,
+            "generation_kwargs": self.generation_kwargs,
+        }
+
+    def _cache(self, direction: _Direction) -> TranslationCache | None:
+        if self.cache_dir is None:
+            return None
+        settings = self.settings(direction)
+        key = (direction.src_name, direction.tgt_name, repr(sorted(settings.items())))
+        if key not in self._caches:
+            path = cache_file(self.cache_dir, self.model_name, direction.src_name, direction.tgt_name)
+            cache = TranslationCache(path, settings)
+            if cache.dropped_tail:
+                logger.warning("%s: ignored a truncated last line (left by an interrupted run)", path)
+            self._caches[key] = cache
+        return self._caches[key]
+
+    def translate(self, texts: Sequence[str], src: str | Language, tgt: str | Language) -> list[str]:
+        """Translate each text from ``src`` to ``tgt``; same length and order as ``texts``."""
+        if isinstance(texts, str):
+            raise ConfigError("translate() takes a list of texts, not one string")
+        texts = list(texts)
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise DataError(
+                    f"text {index} to translate is a {type(text).__name__}, not a string", row=index
+                )
+        stats = TranslationStats(total=len(texts))
+        direction = self._direction(src, tgt)
+        results: dict[str, str] = {}
+        todo: list[str] = []
+        for text in texts:
+            if not text.strip():
+                stats.empty += 1
+            elif text not in results:
+                results[text] = ""
+                todo.append(text)
+        stats.unique = len(todo)
+        if direction.same_language:
+            self._warn_once(f"source and target are both {direction.src_name}: texts returned unchanged")
+            results = {text: text for text in todo}
+            todo = []
+        cache = self._cache(direction)
+        if cache is not None:
+            missing = []
+            for text in todo:
+                hit = cache.get(text)
+                if hit is None:
+                    missing.append(text)
+                else:
+                    results[text] = hit
+            stats.cached = len(todo) - len(missing)
+            todo = missing
+        if todo:
+            self._run(todo, direction, cache, results, stats)
+        self.last_stats = stats
+        self.total_stats = self.total_stats + stats
+        if stats.truncated:
+            logger.warning(
+                "%d of %d inputs were longer than max_input_length=%d tokens and were truncated",
+                stats.truncated,
+                stats.translated,
+                self.max_input_length,
+            )
+        return [results.get(text, text) if text.strip() else text for text in texts]
+
+    def _run(
+        self,
+        todo: list[str],
+        direction: _Direction,
+        cache: TranslationCache | None,
+        results: dict[str, str],
+        stats: TranslationStats,
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        model = self.model  # loads it if needed
+        tok = self.tokenizer
+        if direction.src_code is not None:
+            tok.src_lang = direction.src_code
+        inputs = [direction.prefix + text for text in todo]
+        lengths: list[int] = []
+        for start in range(0, len(inputs), 1024):  # chunks: keep only the lengths in memory
+            encoded = tok(inputs[start : start + 1024], add_special_tokens=True, verbose=False)
+            lengths.extend(len(ids) for ids in encoded["input_ids"])
+        order = sorted(range(len(todo)), key=lambda i: -lengths[i])
+        stats.translated = len(todo)
+        stats.truncated = sum(length > self.max_input_length for length in lengths)
+        bar = tqdm(
+            total=len(todo),
+            unit="text",
+            desc=f"translate {direction.src_name}→{direction.tgt_name}",
+            disable=None if self.progress is None else not self.progress,
+        )
+        try:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                outputs = self._generate([inputs[i] for i in batch], direction, model)
+                stats.batches += 1
+                pairs = [(todo[i], out) for i, out in zip(batch, outputs, strict=True)]
+                for text, out in pairs:
+                    results[text] = out
+                if cache is not None:
+                    cache.add_many(pairs)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+
+    def _strip_ids(self) -> set[int]:
+        """Language tokens, removed from outputs before decoding (some tokenizers keep them)."""
+        tok = self.tokenizer
+        ids: set[int] = set()
+        if self.family == "m2m100":
+            ids.update(int(i) for i in tok.lang_code_to_id.values())
+        elif self.family == "nllb":
+            for token, token_id in tok.get_added_vocab().items():
+                if _NLLB_CODE.match(token):
+                    ids.add(int(token_id))
+        return ids
+
+    def _generate(self, inputs: list[str], direction: _Direction, model: Any) -> list[str]:
+        import torch
+
+        tok = self.tokenizer
+        encoded = tok(
+            inputs, return_tensors="pt", padding=True, truncation=True, max_length=self.max_input_length
+        )
+        encoded = {k: v.to(model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        # the output bound goes in as max_length (decoder start token + max_new_tokens): passing
+        # max_new_tokens makes transformers warn on every batch for checkpoints whose generation
+        # config sets max_length (NLLB's says 200)
+        kwargs: dict[str, Any] = {
+            "max_length": self.max_new_tokens + 1,
+            "max_new_tokens": None,
+            "do_sample": False,
+        }
+        if self.num_beams is not None:
+            kwargs["num_beams"] = self.num_beams
+        if direction.forced_bos_token_id is not None:
+            kwargs["forced_bos_token_id"] = direction.forced_bos_token_id
+        kwargs.update(self.generation_kwargs)
+        with torch.inference_mode():
+            generated = model.generate(**encoded, **kwargs)
+        if self._strip_cache is None:
+            self._strip_cache = self._strip_ids()
+        rows = [[t for t in row if t not in self._strip_cache] for row in generated.tolist()]
+        return [text.strip() for text in tok.batch_decode(rows, skip_special_tokens=True)]
