@@ -32,3 +32,10 @@ def test_encoder_decoder_fuses_in_the_encoder_only():
     assert model.fuse_names and all(name.startswith("encoder.") for name in model.fuse_names)
     # LoRA also sits on the decoder's q/v (plain LoRA there).
     assert any(name.startswith("decoder.") for name in model.flare_config.resolved_target_modules)
+
+
+def test_all_linear_lora_with_query_value_fusion():
+    model = get_flare_model(tiny_model("gemma3"), FlareConfig(target_modules="all-linear"))
+    lora = model.flare_config.resolved_target_modules
+    assert any(n.endswith("mlp.down_proj") for n in lora) and not any(n.endswith("lm_head") for n in lora)
+    assert all(n.endswith(("q_proj", "v_proj")) for n in model.fuse_names) and len(model.fuse_names) == 6

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from peft.tuners.tuners_utils import check_target_module_exists
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from flare.core.alignment import Alignment, gather_positions
@@ -38,6 +37,7 @@ from flare.core.introspect import (
 )
 from flare.core.states import SourceStates
 from flare.errors import ConfigError, FlareError
+from flare.weights import load_weights_into, save_weights
 
 ADAPTER = "flare"
 WEIGHTS_NAME = "flare_adapter.safetensors"
@@ -131,7 +131,7 @@ class FlareModel(nn.Module):
     # ----------------------------------------------------------------- construction
     @staticmethod
     def _check_targets_exist(model: nn.Module, names, field: str) -> None:
-        if any(_matches(names, key) for key, _ in model.named_modules()):
+        if names == "all-linear" or any(_matches(names, key) for key, _ in model.named_modules()):
             return
         raise ConfigError(
             f"{field}={names!r} matches no module of this {type(model).__name__}; "
@@ -363,7 +363,11 @@ class FlareModel(nn.Module):
     def gradient_checkpointing_enable(self, use_reentrant: bool = False) -> None:
         if use_reentrant:  # reentrant checkpointing needs inputs that require grad
             self.model.enable_input_require_grads()
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+        kwargs = {"use_reentrant": use_reentrant}
+        if hasattr(self.model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = dict(self.named_parameters())
@@ -377,11 +381,7 @@ class FlareModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """flare_config.json + flare_adapter.safetensors (adapter, fusion, projection, heads)."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {name: p.detach().contiguous().cpu() for name, p in self.trainable_parameters().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "flare", "adapter": ADAPTER})
-        tmp.replace(directory / WEIGHTS_NAME)
+        save_weights(self.trainable_parameters(), directory / WEIGHTS_NAME, {"format": "flare", "adapter": ADAPTER})
         self.flare_config.save(directory)
         return directory
 
@@ -389,26 +389,8 @@ class FlareModel(nn.Module):
     def from_pretrained(cls, model: nn.Module, directory: str | Path) -> "FlareModel":
         """Rebuild the adapter on `model` (the same base, stage-1 adapter included) and load it."""
         directory = Path(directory)
-        config = FlareConfig.load(directory)
-        flare_model = get_flare_model(model, config)
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FlareError(f"{weights} is missing: is {directory} a folder written by save_pretrained?")
-        tensors = load_file(str(weights))  # safetensors: nothing is unpickled
-        expected = set(flare_model.adapter_parameter_names)
-        missing, unexpected = expected - set(tensors), set(tensors) - expected
-        if missing or unexpected:
-            raise FlareError(
-                f"{weights} does not fit this model: missing {sorted(missing)[:3]}, "
-                f"unexpected {sorted(unexpected)[:3]}"
-            )
-        params = flare_model.trainable_parameters()
-        with torch.no_grad():
-            for name, tensor in tensors.items():
-                if params[name].shape != tensor.shape:
-                    raise FlareError(f"{weights}: {name} has shape {tuple(tensor.shape)}, "
-                                     f"the model expects {tuple(params[name].shape)}")
-                params[name].copy_(tensor)
+        flare_model = get_flare_model(model, FlareConfig.load(directory))
+        load_weights_into(flare_model.trainable_parameters(), directory / WEIGHTS_NAME)
         return flare_model
 
 
