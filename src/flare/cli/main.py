@@ -1,0 +1,149 @@
+"""The `flare` command: one entry point, a subcommand per stage.
+
+Every experiment command takes a YAML config and KEY=VALUE overrides that win over it:
+    flare run configs/nusax-e5-small.yaml seeds=[1,2,3] train.epochs=2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+
+from flare.cli.models import models_fetch, models_list
+from flare.errors import FlareError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="FLARE: language fusion for parameter-efficient cross-lingual transfer.")
+models_app = typer.Typer(no_args_is_help=True, help="Built-in model aliases and the local cache.")
+models_app.command("list")(models_list)
+models_app.command("fetch")(models_fetch)
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE settings that override the file.")]
+
+
+def _experiment(config: Path, overrides: list[str] | None):
+    from flare.pipeline.config import load_config
+    from flare.pipeline.runner import Experiment
+
+    return Experiment(load_config(config, overrides or []), log=lambda m: console.print(escape(m)))
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/] {escape(str(err))}")
+    raise typer.Exit(code=2)
+
+
+def _print_report(run_dir: Path) -> None:
+    from flare.pipeline.report import build_report
+
+    report = build_report(run_dir)
+    paths = report.write(run_dir / "report")
+    Console().print(Markdown(report.table_markdown()))
+    console.print("written: " + ", ".join(str(p) for p in paths))
+
+
+@app.command()
+def run(config: ConfigArg, overrides: Overrides = None) -> None:
+    """The whole experiment: stage 1, every method x language x seed, then the report."""
+    try:
+        experiment = _experiment(config, overrides)
+        experiment.run()
+        _print_report(experiment.output_dir)
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def finetune(config: ConfigArg, overrides: Overrides = None) -> None:
+    """Stage 1: plain LoRA and the task head on English task data."""
+    try:
+        experiment = _experiment(config, overrides)
+        console.print(f"stage-1 adapter: {experiment.stage1()}")
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def translate(config: ConfigArg, overrides: Overrides = None) -> None:
+    """Stage 2: machine-translate every split (translation.model), cached for later runs."""
+    try:
+        experiment = _experiment(config, overrides)
+        if experiment.config.translation.model is None:
+            _fail(FlareError("translation.model is not set: the English side is the human translation, "
+                             "nothing to translate (set translation.model=facebook/nllb-200-distilled-600M)"))
+        experiment.translate_all()
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def train(config: ConfigArg, overrides: Overrides = None,
+          method: Annotated[Optional[str], typer.Option(help="Only this method (its name in the config).")] = None,
+          language: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
+          seed: Annotated[Optional[int], typer.Option(help="Only this seed.")] = None) -> None:
+    """Stage 3 runs (all of the config's, or the one selected), results written as JSON."""
+    try:
+        experiment = _experiment(config, overrides)
+        experiment.run(method=method, language=language, seed=seed)
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def evaluate(config: ConfigArg, overrides: Overrides = None,
+             method: Annotated[str, typer.Option(help="The method whose saved adapter to evaluate.")] = "flare",
+             language: Annotated[str, typer.Option(help="The language the adapter was trained for.")] = ...,
+             seed: Annotated[int, typer.Option(help="Its seed.")] = 1,
+             on: Annotated[Optional[str], typer.Option(help="Evaluate on this language instead.")] = None) -> None:
+    """Evaluate a saved stage-3 adapter on a language's test set and print its metrics."""
+    try:
+        experiment = _experiment(config, overrides)
+        scores = experiment.evaluate_saved(method, language, seed, on or language)
+        Console().print(scores)
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")]) -> None:
+    """Rebuild the tables and the plot of an experiment from its result JSON files."""
+    try:
+        _print_report(run_dir)
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def data(task: Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")] = "nusax",
+         data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the task folders.")] = None) -> None:
+    """Show where the task data was found and how many examples each split has."""
+    from rich.table import Table
+
+    from flare.tasks import describe, get_task
+    from flare.tasks.data_root import find_data_root
+
+    try:
+        task_obj = get_task(task)
+        root = find_data_root(data_dir)
+        console.print(f"data root: {root}")
+        counts = describe(task_obj, root.path)
+    except FlareError as err:
+        _fail(err)
+    table = Table(title=f"{task}: examples per split")
+    for column in ("language", "train", "validation", "test"):
+        table.add_column(column)
+    for language, splits in counts.items():
+        table.add_row(language, *(str(splits.get(s, "-")) for s in ("train", "validation", "test")))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

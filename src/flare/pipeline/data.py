@@ -1,0 +1,102 @@
+"""Examples -> model features for one method, and the collator that pads them into batches.
+
+Which text a method reads:
+- zero-shot, lora, flare, flare-mt, xmixup: the target text as input;
+- translate-test: the English side as input (the stage-1 model reads English);
+- input-fusion: English then target text in one input;
+- flare, xmixup: also the English side as the source (``source_input_ids``);
+- flare-mt: also an encoder's states of the target text (``source_encoder_states``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from flare.errors import DataError
+
+SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states")
+
+INPUT_SIDE = {"translate-test": "english", "input-fusion": "both"}
+USES_ENGLISH_SOURCE = ("flare", "xmixup")
+
+
+def needs_english(method: str) -> bool:
+    return method in USES_ENGLISH_SOURCE or method in INPUT_SIDE
+
+
+def build_features(examples: Sequence, head, method: str, where: str = "") -> list[dict]:
+    side = INPUT_SIDE.get(method, "target")
+    features = []
+    for example in examples:
+        if needs_english(method) and example.english is None:
+            raise DataError(
+                f"example {example.id!r} has no English partner, which method {method!r} needs",
+                path=where or None,
+                hint="use parallel data, or set translation.model to translate the target side into English",
+            )
+        if side == "english":
+            encoded = head.encode(example.english, example.label)
+        elif side == "both":
+            encoded = head.encode(example.texts, example.label, paired=example.english)
+        else:
+            encoded = head.encode(example.texts, example.label)
+        feature = {"id": example.id, "input_ids": encoded.input_ids, "labels": encoded.labels}
+        if method in USES_ENGLISH_SOURCE:
+            feature["source_input_ids"] = head.source_ids(example.english)
+        features.append(feature)
+    return features
+
+
+def add_encoder_states(features: list[dict], examples: Sequence, encoder_source, text_prefix: str = "",
+                       batch_size: int = 32) -> None:
+    """FLARE-MT: the encoder's states of each target text, computed once (batched) and kept."""
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        states, mask = encoder_source([text_prefix + " ".join(e.texts) for e in chunk])
+        for i, feature in enumerate(features[start:start + batch_size]):
+            feature["source_encoder_states"] = states[i, mask[i].bool()].cpu()
+
+
+class Collator:
+    """Right-pads ids (pad id), labels (-100), source ids and encoder states (zeros)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = {"ids": [f["id"] for f in features]}
+        batch["input_ids"], batch["attention_mask"] = pad_sequences([f["input_ids"] for f in features], self.pad_id)
+        labels = [f["labels"] for f in features]
+        if isinstance(labels[0], int):
+            batch["labels"] = torch.tensor(labels)
+        else:
+            batch["labels"], _ = pad_sequences(labels, -100)
+        if "source_input_ids" in features[0]:
+            batch["source_input_ids"], batch["source_attention_mask"] = pad_sequences(
+                [f["source_input_ids"] for f in features], self.pad_id)
+        if "source_encoder_states" in features[0]:
+            states = [f["source_encoder_states"] for f in features]
+            length = max(s.shape[0] for s in states)
+            padded = torch.zeros(len(states), length, states[0].shape[-1], dtype=states[0].dtype)
+            mask = torch.zeros(len(states), length, dtype=torch.long)
+            for i, s in enumerate(states):
+                padded[i, : s.shape[0]] = s
+                mask[i, : s.shape[0]] = 1
+            batch["source_encoder_states"], batch["source_attention_mask"] = padded, mask
+        return batch
+
+
+def pad_sequences(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def source_kwargs(batch: dict) -> dict:
+    return {key: batch[key] for key in SOURCE_KEYS if key in batch}

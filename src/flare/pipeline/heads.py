@@ -1,0 +1,213 @@
+"""How each model family does a classification task.
+
+- Encoders: a classification head over the sequence (transformers' *ForSequenceClassification);
+  where the checkpoint has no pooler weights (multilingual-e5), the pooler trains with the head.
+- Decoders: a prompt, then the label word; training is the language-model loss on the label
+  word, prediction scores every label word's log-likelihood after the prompt.
+- Encoder-decoders: the encoder reads the prompt, the decoder produces the label word.
+
+A head turns texts into token ids (``encode``), builds the model, and predicts from a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM,
+                          AutoModelForSequenceClassification, AutoTokenizer)
+
+from flare.errors import ConfigError
+from flare.pipeline.data import pad_sequences
+
+# Prompt templates for decoders; {0}, {1} are the task's text fields.
+PROMPTS = {
+    "nusax": "{0}\nSentiment:",
+    "xnli": "Premise: {0}\nHypothesis: {1}\nLabel:",
+}
+
+
+def model_kind(config) -> str:
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    architectures = " ".join(getattr(config, "architectures", None) or [])
+    if "CausalLM" in architectures or getattr(config, "is_decoder", False):
+        return "decoder"
+    if config.model_type in ("llama", "gemma", "gemma2", "gemma3", "gemma3_text", "qwen2", "qwen3", "mistral",
+                             "phi3", "gpt2", "gpt_neox", "olmo2"):
+        return "decoder"
+    return "encoder"
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: int | list[int]
+
+
+class ClassificationHead:
+    """Common parts: the tokenizer, joining fields, the label set."""
+
+    def __init__(self, model_path: str, task_name: str, label_names: tuple[str, ...], max_length: int,
+                 text_prefix: str = "", trust_remote_code: bool = False):
+        self.model_path = model_path
+        self.task_name = task_name
+        self.label_names = label_names
+        self.max_length = max_length
+        self.text_prefix = text_prefix
+        self.trust_remote_code = trust_remote_code
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @staticmethod
+    def create(model_path: str, task_name: str, label_names, max_length: int, text_prefix: str = "",
+               trust_remote_code: bool = False) -> "ClassificationHead":
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        kind = model_kind(config)
+        cls = {"encoder": EncoderClassifier, "decoder": DecoderLabelWords,
+               "encoder-decoder": Seq2SeqLabelWords}[kind]
+        return cls(model_path, task_name, tuple(label_names), max_length, text_prefix, trust_remote_code)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+
+class EncoderClassifier(ClassificationHead):
+    kind = "encoder"
+    lora_targets = None  # the family's query/value projections
+
+    def load_model(self):
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            self.model_path, num_labels=len(self.label_names), output_loading_info=True,
+            trust_remote_code=self.trust_remote_code)
+        heads = ["classifier", "score"]
+        if any(".pooler." in key or key.startswith("pooler.") for key in info["missing_keys"]):
+            heads.append("pooler")  # no pretrained pooler (e5): train it with the classifier
+        self.trainable_heads = [h for h in heads if _has_module(model, h)]
+        return model
+
+    def encode(self, fields: tuple[str, ...], label: int, paired: tuple[str, ...] | None = None) -> Encoded:
+        """One sequence from the fields (two fields: a sentence pair); `paired`: input-level
+        fusion, the English text then the target text in one sequence of twice the length."""
+        if paired is not None:
+            texts, length = (self.text_prefix + " ".join(paired), " ".join(fields)), 2 * self.max_length
+        elif len(fields) == 2:
+            texts, length = (self.text_prefix + fields[0], fields[1]), self.max_length
+        else:
+            texts, length = (self.text_prefix + " ".join(fields),), self.max_length
+        return Encoded(self.tokenizer(*texts, truncation=True, max_length=length)["input_ids"], label)
+
+    def source_ids(self, fields: tuple[str, ...]) -> list[int]:
+        return self.encode(fields, 0).input_ids
+
+    def loss_and_predictions(self, model, batch, **source):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                    **source)
+        return out.loss, out.logits.argmax(-1)
+
+    @torch.no_grad()
+    def predict(self, model, batch, **source) -> torch.Tensor:
+        return self.loss_and_predictions(model, batch, **source)[1]
+
+
+class DecoderLabelWords(ClassificationHead):
+    kind = "decoder"
+    lora_targets = "all-linear"  # as in the paper's decoder runs
+    trainable_heads: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tokenizer.padding_side = "right"
+        self.prompt = PROMPTS.get(self.task_name)
+        # " negative" etc.: the label word with its leading space, then end of sequence
+        self.label_ids = [self.tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in self.label_names]
+
+    def load_model(self):
+        self.trainable_heads = []
+        return AutoModelForCausalLM.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+
+    def render(self, fields: tuple[str, ...]) -> str:
+        if self.prompt is None:
+            return self.text_prefix + "\n".join(fields) + "\nLabel:"
+        return self.text_prefix + self.prompt.format(*fields)
+
+    def prompt_ids(self, text: str, budget: int) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        if len(ids) > budget:  # cut the text from the left side of the cue: keep the cue
+            ids = ids[:1] + ids[len(ids) - budget + 1:]
+        return ids
+
+    def encode(self, fields, label: int, paired=None) -> Encoded:
+        text = self.render(fields) if paired is None else "English: " + "\n".join(paired) + "\n" + self.render(fields)
+        answer = self.label_ids[label] + [self.tokenizer.eos_token_id]
+        budget = (2 if paired else 1) * self.max_length - len(answer)
+        prompt = self.prompt_ids(text, budget)
+        return Encoded(prompt + answer, [-100] * len(prompt) + answer)
+
+    def source_ids(self, fields) -> list[int]:
+        """The English prompt, without an answer: answer tokens fuse with nothing, in training
+        as in prediction."""
+        return self.prompt_ids(self.render(fields), self.max_length)
+
+    def loss_and_predictions(self, model, batch, **source):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                    **source)
+        return out.loss, self.predict(model, batch, **source)
+
+    @torch.no_grad()
+    def predict(self, model, batch, **source) -> torch.Tensor:
+        """Score every label word after the prompt (the positions where labels are -100)."""
+        real = batch["attention_mask"].bool()
+        prompts = [ids[m][: int((lab[m] == -100).sum())]
+                   for ids, m, lab in zip(batch["input_ids"], real, batch["labels"])]
+        scores = []
+        for word in self.label_ids:
+            rows = [torch.cat([p, torch.tensor(word)]) for p in prompts]
+            ids, mask = pad_sequences(rows, self.pad_id)
+            logits = model(input_ids=ids.to(batch["input_ids"].device), attention_mask=mask.to(ids.device),
+                           **source).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], -1)
+            total = torch.zeros(len(rows))
+            for i, p in enumerate(prompts):
+                positions = torch.arange(len(p) - 1, len(p) - 1 + len(word))
+                total[i] = logp[i, positions, torch.tensor(word)].sum()
+            scores.append(total)
+        return torch.stack(scores, dim=1).argmax(1)
+
+
+class Seq2SeqLabelWords(DecoderLabelWords):
+    kind = "encoder-decoder"
+    lora_targets = None
+
+    def load_model(self):
+        self.trainable_heads = []
+        return AutoModelForSeq2SeqLM.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+
+    def encode(self, fields, label: int, paired=None) -> Encoded:
+        text = self.render(fields) if paired is None else "English: " + "\n".join(paired) + "\n" + self.render(fields)
+        ids = self.tokenizer(text, truncation=True, max_length=(2 if paired else 1) * self.max_length)["input_ids"]
+        return Encoded(ids, self.label_ids[label] + [self.tokenizer.eos_token_id])
+
+    def source_ids(self, fields) -> list[int]:
+        return self.tokenizer(self.render(fields), truncation=True, max_length=self.max_length)["input_ids"]
+
+    @torch.no_grad()
+    def predict(self, model, batch, **source) -> torch.Tensor:
+        scores = []
+        for word in self.label_ids:
+            target = torch.tensor(word + [self.tokenizer.eos_token_id]).repeat(len(batch["input_ids"]), 1)
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=target, **source)
+            logp = torch.log_softmax(out.logits.float(), -1).gather(-1, target[..., None])[..., 0]
+            scores.append(logp[:, :len(word)].sum(1))
+        return torch.stack(scores, dim=1).argmax(1)
+
+
+def _has_module(model, name: str) -> bool:
+    return any(n == name or n.endswith("." + name) for n, _ in model.named_modules())
+
+
+def check_kind_supported(kind: str, task_kind: str) -> None:
+    if task_kind != "classification":
+        raise ConfigError(f"the {task_kind} pipeline for {kind} models is not built yet (classification only)")

@@ -1,0 +1,65 @@
+"""Stage 1 (English task LoRA) and the stage-3 model of every method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from flare.core.config import FlareConfig
+from flare.core.model import get_flare_model
+from flare.pipeline.config import AdapterConfig, ExperimentConfig
+
+STAGE1_ADAPTER = "english"
+
+
+def lora_config(adapter: AdapterConfig, head) -> LoraConfig:
+    return LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+                      target_modules=adapter.target_modules or head.lora_targets,
+                      modules_to_save=head.trainable_heads or None)
+
+
+def new_stage1_model(config: ExperimentConfig, head):
+    """Pretrained model + a fresh LoRA adapter (and trainable task head)."""
+    model = head.load_model()
+    return get_peft_model(model, lora_config(config.adapter, head))
+
+
+def load_stage1_model(head, stage1_dir: Path) -> PeftModel:
+    model = head.load_model()
+    return PeftModel.from_pretrained(model, str(stage1_dir), is_trainable=False)
+
+
+def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path,
+                 encoder_dim: int | None = None, seed: int = 0):
+    """The model a method trains (or, for zero-shot / translate-test, evaluates)."""
+    stage1 = load_stage1_model(head, stage1_dir)
+    if method in ("zero-shot", "translate-test"):
+        return stage1
+    if method == "xmixup":
+        from flare.baselines.xmixup import XMixupConfig, XMixupModel
+
+        lora = get_peft_model(stage1.merge_and_unload(), lora_config(adapter, head))
+        return XMixupModel(lora, XMixupConfig(**config.xmixup))
+    flare_config = FlareConfig(
+        r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout,
+        target_modules=adapter.target_modules or head.lora_targets,
+        fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset,
+        cross_attention_heads=adapter.cross_attention_heads, modules_to_save=list(head.trainable_heads),
+        source_kind="encoder" if method == "flare-mt" else "model", source_encoder_dim=encoder_dim,
+        init_seed=seed,
+    )
+    # lora and input-fusion are the same adapter given no source: exactly PEFT's LoRA.
+    return get_flare_model(stage1, flare_config)
+
+
+def load_stage3(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path, folder: Path):
+    """A trained stage-3 model back from its saved adapter folder."""
+    if method == "xmixup":
+        from flare.baselines.xmixup import XMixupModel
+
+        lora = get_peft_model(load_stage1_model(head, stage1_dir).merge_and_unload(), lora_config(adapter, head))
+        return XMixupModel.from_pretrained(lora, folder)
+    from flare.core.model import FlareModel
+
+    return FlareModel.from_pretrained(load_stage1_model(head, stage1_dir), folder)

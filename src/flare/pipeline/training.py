@@ -1,0 +1,120 @@
+"""One training loop for every method and both stages (plain PyTorch + accelerate).
+
+Evaluates on the validation set after every epoch and keeps the best adapter weights
+(the trainable parameters), restored at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from flare.errors import FlareError
+from flare.pipeline.config import TrainConfig
+from flare.pipeline.data import Collator, source_kwargs
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def make_accelerator(device: str = "auto", precision: str = "no") -> Accelerator:
+    return Accelerator(cpu=device == "cpu", mixed_precision=precision)
+
+
+@torch.no_grad()
+def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int, accelerator: Accelerator,
+            desc: str = "evaluate") -> list[int]:
+    """Predictions in the order of `features` (batched by length: less padding)."""
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    loader = DataLoader([features[i] for i in order], batch_size=batch_size, shuffle=False,
+                        collate_fn=Collator(pad_id))
+    sorted_predictions: list[int] = []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        batch = _to(batch, accelerator.device)
+        sorted_predictions.extend(head.predict(model, batch, **source_kwargs(batch)).tolist())
+    predictions = [0] * len(features)
+    for position, index in enumerate(order):
+        predictions[index] = sorted_predictions[position]
+    return predictions
+
+
+def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
+        seed: int, score: Callable[[list[int]], float], accelerator: Accelerator, desc: str = "train") -> FitResult:
+    """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch."""
+    set_seed(seed)
+    params = trainable_parameters(model)
+    if not params:
+        raise FlareError("the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(params.values(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(list(train_features), batch_size=config.batch_size, shuffle=True, generator=generator,
+                        collate_fn=Collator(head.pad_id))
+    steps_per_epoch = len(loader)
+    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    result = FitResult(best_epoch=-1, best_score=-math.inf)
+    best_state: dict[str, torch.Tensor] | None = None
+    started = time.perf_counter()
+    step = 0
+    progress = tqdm(total=total_steps, desc=desc, disable=not accelerator.is_local_main_process)
+    for epoch in range(math.ceil(config.epochs)):
+        model.train()
+        losses = []
+        for batch in loader:
+            if step >= total_steps:
+                break
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        labels=batch["labels"], **source_kwargs(batch))
+            loss = out.loss
+            if not torch.isfinite(loss):
+                raise FlareError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning rate "
+                                 "or check the data (the best checkpoint so far is kept)")
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            step += 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+        validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
+                                   head.pad_id, accelerator, desc="validate"))
+        result.history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses)),
+                               "validation": validation})
+        if validation > result.best_score:
+            result.best_score, result.best_epoch = validation, epoch + 1
+            best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+    progress.close()
+    result.train_seconds = time.perf_counter() - started
+    if best_state is not None:
+        with torch.no_grad():
+            for name, param in trainable_parameters(model).items():
+                param.copy_(best_state[name])
+    return result
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -1,0 +1,50 @@
+import pytest
+from typer.testing import CliRunner
+
+from flare.cli.main import app
+from flare.errors import ConfigError
+from flare.pipeline.config import load_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_overrides_win_over_the_file(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 5e-4\nlanguages: [jav]\n")
+    config = load_config(path, ["train.epochs=1", "languages=[sun, ban]"])
+    assert config.train.epochs == 1.0 and config.train.learning_rate == 5e-4
+    assert config.languages == ["sun", "ban"]
+
+
+def test_methods_by_name_or_with_settings(tmp_path):
+    path = write(tmp_path, "methods: [lora, {name: flare-k0, method: flare, source_layer_offset: 0}]\n")
+    config = load_config(path)
+    assert [m.name for m in config.methods] == ["lora", "flare-k0"]
+    assert config.methods[1].adapter(config.adapter).source_layer_offset == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trian: {epochs: 1}\n", "unknown key trian; valid keys here:"),
+    ("train: {epoch: 1}\n", "unknown key train.epoch"),
+    ("train: {epochs: many}\n", "train.epochs: expected float, got 'many'"),
+    ("seeds: 1\n", "seeds: expected a list"),
+    ("methods: [lora, flair]\n", "unknown method 'flair'; valid methods: zero-shot, translate-test, lora"),
+    ("train: {batch_size: true}\n", "train.batch_size: expected int"),
+])
+def test_bad_configs_give_clear_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config(write(tmp_path, text))
+
+
+def test_cli_reports_config_errors_without_a_traceback(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(write(tmp_path, "methods: [flair]\n"))])
+    assert result.exit_code == 2
+    assert "unknown method 'flair'" in result.output and "Traceback" not in result.output
+
+
+def test_bad_override_syntax(tmp_path):
+    with pytest.raises(ConfigError, match="is not KEY=VALUE"):
+        load_config(None, ["train.epochs"])

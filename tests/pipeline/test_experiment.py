@@ -1,0 +1,51 @@
+"""Every method end to end on tiny models and real NusaX data, then the report."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flare.cli.main import app
+from flare.pipeline.config import load_config
+from flare.pipeline.runner import Experiment
+
+FAST = ["stage1.epochs=1", "stage1.max_train_examples=16", "train.epochs=1", "train.max_train_examples=16",
+        "train.batch_size=8", "stage1.batch_size=8", "train.max_length=48", "seeds=[1]", "languages=[jav]"]
+
+
+def tiny_config(tmp_path, model, methods):
+    return load_config(None, [f"model={model}", f"output_dir={tmp_path / 'run'}", f"methods={methods}",
+                              f"mt_encoder={model}", *FAST])
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_every_method_runs_and_writes_its_result(tmp_path, tiny_checkpoints, family):
+    methods = ["zero-shot", "translate-test", "lora", "flare", "flare-mt", "input-fusion", "xmixup"]
+    experiment = Experiment(tiny_config(tmp_path, tiny_checkpoints[family], "[" + ",".join(methods) + "]"))
+    written = experiment.run()
+    assert len(written) == len(methods)
+    for method in methods:
+        result = json.loads((tmp_path / "run" / "results" / method / "jav" / "seed-1.json").read_text())
+        assert result["method"] == method and result["language"] == "jav"
+        assert set(result["metrics"]["test"]) == {"accuracy", "macro_f1"}
+        assert len(result["predictions"]["predicted"]) == 400
+        assert result["english_side"] == "human translation"
+    # a second run skips every finished run
+    assert experiment.run() == []
+    # a saved adapter evaluates again to the same numbers
+    saved = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert experiment.evaluate_saved("flare", "jav", 1, "jav") == saved["metrics"]["test"]
+
+
+def test_cli_run_prints_the_table_and_writes_report_files(tmp_path, tiny_checkpoints):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"model: {tiny_checkpoints['bert']}\noutput_dir: {tmp_path / 'run'}\n"
+                      "methods: [zero-shot, lora]\n")
+    result = CliRunner().invoke(app, ["run", str(config), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "zero-shot" in result.output and "lora" in result.output
+    report = tmp_path / "run" / "report"
+    assert {p.name for p in report.iterdir()} >= {"results.csv", "results.md", "comparison.png"}
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    rebuilt = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert rebuilt.exit_code == 0 and "lora" in rebuilt.output

@@ -1,0 +1,408 @@
+"""`flare report`: aggregation, CSV/Markdown/PNG outputs, bad files, and the paired bootstrap."""
+
+import csv
+import json
+import logging
+import math
+
+import pytest
+
+from flare.errors import DataError
+from flare.pipeline.report import (
+    AVG,
+    build_report,
+    load_results,
+    method_sort_key,
+    write_report,
+)
+from flare.pipeline.stats import paired_bootstrap
+from flare.tasks.metrics import accuracy, macro_f1
+
+SEEDS = (1, 2, 3)
+# method -> language -> per-seed macro_f1 (fractions), chosen so means/stds are round numbers.
+F1 = {
+    "zero-shot": {"jav": (0.50, 0.50, 0.50), "sun": (0.40, 0.40, 0.40)},
+    "lora": {"jav": (0.70, 0.72, 0.74), "sun": (0.60, 0.61, 0.65)},
+    "flare": {"jav": (0.75, 0.78, 0.81), "sun": (0.64, 0.64, 0.64)},
+}
+
+
+def result(method, language, seed, metrics, **extra):
+    data = {
+        "schema": 1,
+        "task": "nusax",
+        "model": "e5-small",
+        "method": method,
+        "language": language,
+        "seed": seed,
+        "metrics": metrics,
+        "primary_metric": "macro_f1",
+        "timings": {"train_seconds": 100.0 * seed, "eval_seconds": 5.0},
+        "english_side": "human translation",
+        "config": {"lr": 1e-4},
+        "finished": "2026-11-24T01:02:03Z",
+    }
+    data.update(extra)
+    return data
+
+
+def write_run(run_dir, data, text=None):
+    path = run_dir / "results" / data["method"] / data["language"] / f"seed-{data['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) if text is None else text, encoding="utf-8")
+    return path
+
+
+def populate(run_dir, table=F1, **extra):
+    for method, by_lang in table.items():
+        for language, values in by_lang.items():
+            for seed, value in zip(SEEDS, values):
+                metrics = {
+                    "test": {"macro_f1": value, "accuracy": value + 0.01},
+                    "validation": {"macro_f1": value + 0.05, "accuracy": value + 0.06},
+                }
+                write_run(run_dir, result(method, language, seed, metrics, **extra))
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return populate(tmp_path / "exp")
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------------------- aggregation
+def test_means_stds_and_avg(run_dir):
+    report = build_report(run_dir)
+    assert report.metric == "macro_f1" and report.split == "test"
+    assert (report.task, report.model) == ("nusax", "e5-small")
+    assert report.methods == ["zero-shot", "lora", "flare"]
+    assert report.languages == ["jav", "sun"]
+    assert report.columns == ["method", "jav", "sun", "avg"]
+    assert report.seeds == [1, 2, 3]
+    assert report.scale == 100.0
+    assert report.warnings == []
+
+    lora_jav = report.cell("lora", "jav")
+    assert lora_jav.mean == pytest.approx(0.72, abs=1e-12)
+    assert lora_jav.std == pytest.approx(0.02, abs=1e-12)
+    assert (lora_jav.n, lora_jav.seeds, lora_jav.values) == (3, (1, 2, 3), (0.70, 0.72, 0.74))
+    lora_sun = report.cell("lora", "sun")
+    assert lora_sun.mean == pytest.approx(0.62, abs=1e-12)
+    assert lora_sun.std == pytest.approx(math.sqrt(0.0007), abs=1e-12)
+    assert report.cell("flare", "sun").std == pytest.approx(0.0, abs=1e-12)
+
+    # avg: per seed the mean over jav and sun, then mean / sample std over seeds.
+    lora_avg = report.cell("lora", AVG)  # per seed 0.65, 0.665, 0.695
+    assert lora_avg.mean == pytest.approx(0.67, abs=1e-12)
+    assert lora_avg.std == pytest.approx(math.sqrt(0.000525), abs=1e-12)
+    assert lora_avg.n == 3
+    flare_avg = report.cell("flare", AVG)  # per seed 0.695, 0.71, 0.725
+    assert flare_avg.mean == pytest.approx(0.71, abs=1e-12)
+    assert flare_avg.std == pytest.approx(0.015, abs=1e-12)
+    assert all(row.covers_all_languages for row in report.rows)
+    assert report.best("jav") == {"flare"} and report.best(AVG) == {"flare"}
+
+
+def test_other_metric_and_split(run_dir):
+    report = build_report(run_dir, metric="accuracy", split="validation")
+    assert report.cell("lora", "jav").mean == pytest.approx(0.78, abs=1e-12)  # +0.06
+    assert report.cell("lora", "jav").std == pytest.approx(0.02, abs=1e-12)
+
+
+def test_unknown_metric_or_split_is_an_error(run_dir):
+    with pytest.raises(DataError, match="no run has a test/bleu value.*accuracy, macro_f1"):
+        build_report(run_dir, metric="bleu")
+    with pytest.raises(DataError, match="no run has a dev/macro_f1.*splits: test, validation"):
+        build_report(run_dir, split="dev")
+
+
+def test_no_results(tmp_path):
+    with pytest.raises(DataError, match="no results folder"):
+        build_report(tmp_path)
+    (tmp_path / "results").mkdir()
+    with pytest.raises(DataError, match="no readable results file"):
+        build_report(tmp_path)
+
+
+def test_method_order():
+    methods = ["flare-mt", "flare-k0", "xmixup", "zzz", "lora", "flare", "flare-add",
+               "input-fusion", "zero-shot", "translate-test", "aaa", "flare-mt-k0", "lora-r16"]
+    assert sorted(methods, key=method_sort_key) == [
+        "zero-shot", "translate-test", "lora", "lora-r16", "input-fusion", "xmixup",
+        "flare", "flare-add", "flare-k0", "flare-mt", "flare-mt-k0", "aaa", "zzz",
+    ]
+
+
+def test_methods_with_different_language_sets_are_flagged(tmp_path):
+    table = {
+        "lora": {"jav": (0.70, 0.72, 0.74), "sun": (0.60, 0.61, 0.65), "min": (0.5, 0.5, 0.5)},
+        "flare": {"jav": (0.75, 0.78, 0.81), "sun": (0.64, 0.64, 0.64)},
+    }
+    report = build_report(populate(tmp_path, table))
+    assert report.languages == ["jav", "min", "sun"]
+    flare = report.row("flare")
+    assert not flare.covers_all_languages and flare.avg_languages == ("jav", "sun")
+    assert flare.avg.mean == pytest.approx(0.71, abs=1e-12)  # over its own languages
+    assert report.row("lora").covers_all_languages
+    assert report.cell("flare", "min") is None
+    markdown = report.table_markdown()
+    # flare's avg (over 2 languages) is the highest, but only methods covering all languages
+    # compete for the bold avg -- here only lora, so nothing is bold there.
+    assert "| flare | **78.0 ± 3.0** | – | **64.0 ± 0.0** | 71.0 ± 1.5 † |" in markdown
+    assert report.best(AVG) == set()
+    assert "† flare: avg over jav, sun only (not all of jav, min, sun)" in markdown
+
+
+def test_subset_avg_does_not_win_the_avg_column(tmp_path):
+    table = dict(F1, xmixup={"jav": (0.90, 0.90, 0.90)})
+    report = build_report(populate(tmp_path, table))
+    assert report.cell("xmixup", AVG).mean == pytest.approx(0.90)
+    assert report.best(AVG) == {"flare"} and report.best("jav") == {"xmixup"}
+    assert "| xmixup | **90.0 ± 0.0** | – | 90.0 ± 0.0 † |" in report.table_markdown()
+
+
+def test_avg_uses_only_seeds_covering_all_languages(tmp_path):
+    populate(tmp_path)
+    (tmp_path / "results" / "lora" / "sun" / "seed-3.json").unlink()
+    report = build_report(tmp_path)
+    assert report.cell("lora", "sun").n == 2
+    avg = report.cell("lora", AVG)  # seeds 1, 2: 0.65, 0.665
+    assert (avg.n, avg.seeds) == (2, (1, 2))
+    assert avg.mean == pytest.approx(0.6575, abs=1e-12)
+    assert "62.0 ± 2.6" not in report.table_markdown()
+    assert "60.5 ± 0.7 (n=2)" in report.table_markdown()
+    assert "(n=k): only k seeds" in report.table_markdown()
+
+
+def test_single_seed_shows_mean_only(tmp_path):
+    populate(tmp_path, {"zero-shot": {"jav": (0.5,)}, "lora": {"jav": (0.7, 0.8)}})
+    report = build_report(tmp_path)
+    cell = report.cell("zero-shot", "jav")
+    assert cell.n == 1 and math.isnan(cell.std)
+    assert report.table_rows(markdown=False)[0] == ["zero-shot", "50.0 (n=1)", "50.0 (n=1)"]
+    paths = write_report(tmp_path)
+    rows = read_csv(paths[0])
+    zero = [r for r in rows if r["method"] == "zero-shot" and r["metric"] == "macro_f1"]
+    assert [(r["language"], r["std"], r["n"]) for r in zero] == [("jav", "", "1"), ("avg", "", "1")]
+
+
+def test_percent_classification_values_give_the_same_table(tmp_path, run_dir):
+    percent = {m: {lang: tuple(100 * v for v in vals) for lang, vals in by.items()} for m, by in F1.items()}
+    report = build_report(populate(tmp_path / "percent", percent))
+    assert report.scale == 1.0
+    assert report.table_rows() == build_report(run_dir).table_rows()
+
+
+def test_qa_metrics_are_not_rescaled(tmp_path):
+    for method, em in (("lora", (60.0, 62.0)), ("flare", (64.0, 66.0))):
+        for seed, value in zip(SEEDS, em):
+            write_run(tmp_path, result(method, "ar", seed, {"test": {"exact_match": value, "f1": value + 10}},
+                                       task="tydiqa", primary_metric="exact_match"))
+    report = build_report(tmp_path)
+    assert report.scale == 1.0 and report.metric == "exact_match"
+    assert report.table_rows(markdown=False) == [
+        ["lora", "61.0 ± 1.4", "61.0 ± 1.4"], ["flare", "65.0 ± 1.4", "65.0 ± 1.4"],
+    ]
+
+
+def test_fraction_next_to_percent_warns(tmp_path, caplog):
+    write_run(tmp_path, result("lora", "jav", 1, {"test": {"macro_f1": 0.7}}))
+    write_run(tmp_path, result("lora", "jav", 2, {"test": {"macro_f1": 72.0}}))
+    with caplog.at_level(logging.WARNING, logger="flare.pipeline.report"):
+        report = build_report(tmp_path)
+    assert report.scale == 1.0
+    assert any("fractions and others as percentages" in w for w in report.warnings)
+
+
+# ------------------------------------------------------------------------------------ files
+def test_write_report_outputs(run_dir):
+    paths = write_report(run_dir)
+    out = run_dir / "report"
+    assert paths == [out / "results.csv", out / "results.md", out / "comparison.png", out / "timings.csv"]
+    assert all(p.is_file() for p in paths)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_results_csv(run_dir):
+    rows = read_csv(write_report(run_dir)[0])
+    assert list(rows[0]) == ["task", "model", "method", "language", "metric", "split",
+                             "mean", "std", "n", "seeds"]
+    # 3 methods x (2 languages + avg) x 2 metrics; the reported metric first.
+    assert len(rows) == 18
+    assert [r["metric"] for r in rows] == ["macro_f1"] * 9 + ["accuracy"] * 9
+    assert [(r["method"], r["language"]) for r in rows[:9]] == [
+        (m, lang) for m in ("zero-shot", "lora", "flare") for lang in ("jav", "sun", "avg")
+    ]
+    lora_jav = rows[3]
+    assert {k: lora_jav[k] for k in ("task", "model", "method", "language", "split", "n", "seeds")} == {
+        "task": "nusax", "model": "e5-small", "method": "lora", "language": "jav",
+        "split": "test", "n": "3", "seeds": "1;2;3",
+    }
+    # Values in the JSON files' units (fractions), full precision.
+    assert float(lora_jav["mean"]) == pytest.approx(0.72, abs=1e-12)
+    assert float(lora_jav["std"]) == pytest.approx(0.02, abs=1e-12)
+    flare_avg = rows[8]
+    assert (flare_avg["method"], flare_avg["language"]) == ("flare", "avg")
+    assert float(flare_avg["mean"]) == pytest.approx(0.71, abs=1e-12)
+    assert float(flare_avg["std"]) == pytest.approx(0.015, abs=1e-12)
+    acc = next(r for r in rows if r["metric"] == "accuracy" and r["method"] == "lora" and r["language"] == "jav")
+    assert float(acc["mean"]) == pytest.approx(0.73, abs=1e-12)
+
+
+def test_results_markdown(run_dir):
+    write_report(run_dir)
+    text = (run_dir / "report" / "results.md").read_text(encoding="utf-8")
+    header = "Task: nusax · Model: e5-small · Metric: macro_f1 (%) · Split: test · Seeds: 1, 2, 3"
+    assert header in text
+    assert "English side: human translation" in text
+    assert "| method | jav | sun | avg |" in text
+    assert "| zero-shot | 50.0 ± 0.0 | 40.0 ± 0.0 | 45.0 ± 0.0 |" in text
+    assert "| lora | 72.0 ± 2.0 | 62.0 ± 2.6 | 67.0 ± 2.3 |" in text
+    assert "| flare | **78.0 ± 3.0** | **64.0 ± 0.0** | **71.0 ± 1.5** |" in text
+    assert text.index("| zero-shot") < text.index("| lora") < text.index("| flare")
+    assert text.count("**") == 6  # exactly one bold cell per column
+    assert "Warnings" not in text
+    assert build_report(run_dir).table_markdown() in text
+
+
+def test_ties_are_all_bold(tmp_path):
+    populate(tmp_path, {"lora": {"jav": (0.70, 0.72)}, "flare": {"jav": (0.72, 0.70)}})
+    report = build_report(tmp_path)
+    assert report.best("jav") == {"lora", "flare"}
+    assert report.table_rows()[0][1] == "**71.0 ± 1.4**"
+
+
+def test_english_sides_per_method(tmp_path):
+    populate(tmp_path, {"flare": {"jav": (0.7, 0.8)}})
+    populate(tmp_path, {"flare-mt": {"jav": (0.6, 0.7)}}, english_side="machine translation (nllb-600m)")
+    report = build_report(tmp_path)
+    assert report.english_side_line() == (
+        "English side: human translation (flare); machine translation (nllb-600m) (flare-mt)"
+    )
+
+
+def test_comparison_png(run_dir):
+    from matplotlib import image
+
+    png = write_report(run_dir)[2]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = image.imread(png)
+    assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 300
+
+
+def test_timings_csv(run_dir):
+    rows = read_csv(write_report(run_dir)[3])
+    assert list(rows[0]) == ["method", "runs", "train_seconds_mean", "eval_seconds_mean"]
+    assert [r["method"] for r in rows] == ["zero-shot", "lora", "flare"]
+    lora = rows[1]
+    assert lora["runs"] == "6"
+    assert float(lora["train_seconds_mean"]) == pytest.approx(200.0)  # seeds 1-3: 100, 200, 300
+    assert float(lora["eval_seconds_mean"]) == pytest.approx(5.0)
+
+
+# ------------------------------------------------------------------------------- bad files
+def test_corrupt_json_is_skipped_with_a_warning(run_dir, caplog):
+    bad = run_dir / "results" / "lora" / "jav" / "seed-3.json"
+    bad.write_text('{"schema": 1, "method": "lora", "metr', encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="flare.pipeline.report"):
+        report = build_report(run_dir)
+    assert len(report.warnings) == 1
+    assert str(bad) in report.warnings[0] and "not valid JSON" in report.warnings[0]
+    assert str(bad) in caplog.text
+    cell = report.cell("lora", "jav")
+    assert cell.n == 2 and cell.mean == pytest.approx(0.71, abs=1e-12)
+    # The other cells are untouched; the warning is listed in results.md.
+    assert report.cell("flare", "jav").n == 3
+    write_report(run_dir)
+    text = (run_dir / "report" / "results.md").read_text(encoding="utf-8")
+    assert "## Warnings" in text and str(bad) in text
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("", "is empty"),
+        ("[1, 2]", "not an object"),
+        (json.dumps(result("lora", "jav", 3, {"test": {"macro_f1": 0.1}}, schema=2)), "schema 2"),
+        (json.dumps({k: v for k, v in result("lora", "jav", 3, {}).items() if k != "schema"}), "no 'schema'"),
+        (json.dumps(result("lora", "jav", 4, {"test": {"macro_f1": 0.1}})), "named for seed 3"),
+        (json.dumps(result("flare", "jav", 3, {"test": {"macro_f1": 0.1}})), "folder of 'lora'"),
+        (json.dumps(result("lora", "jav", 3, None)), "no 'metrics'"),
+        (json.dumps(result("lora", "jav", 3, {"test": {"macro_f1": None}})), "no numeric test/macro_f1"),
+        (json.dumps(result("lora", "jav", 3, {"validation": {"macro_f1": 0.1}})), "no numeric test/macro_f1"),
+    ],
+)
+def test_bad_files_are_skipped(run_dir, text, reason):
+    bad = run_dir / "results" / "lora" / "jav" / "seed-3.json"
+    bad.write_text(text, encoding="utf-8")
+    report = build_report(run_dir)
+    assert len(report.warnings) == 1, report.warnings
+    assert report.warnings[0].startswith(str(bad)) and reason in report.warnings[0]
+    assert report.cell("lora", "jav").seeds == (1, 2)
+
+
+def test_stray_files_and_other_models(run_dir):
+    (run_dir / "results" / "notes.json").write_text("{}", encoding="utf-8")
+    (run_dir / "results" / "lora" / "jav" / "seed-1.json.tmp").write_text("{", encoding="utf-8")
+    other = write_run(run_dir, result("lora", "jav", 9, {"test": {"macro_f1": 0.1}}, model="xlm-r"))
+    report = build_report(run_dir)
+    assert len(report.warnings) == 2
+    assert "notes.json: skipped, not a results/" in report.warnings[0]
+    assert str(other) in report.warnings[1] and "xlm-r" in report.warnings[1]
+    assert report.cell("lora", "jav").seeds == (1, 2, 3)
+
+
+def test_load_results(run_dir):
+    runs, warnings = load_results(run_dir)
+    assert len(runs) == 18 and warnings == []
+    run = next(r for r in runs if (r.method, r.language, r.seed) == ("flare", "sun", 2))
+    assert run.value("test", "macro_f1") == 0.64
+    assert run.timings == {"train_seconds": 200.0, "eval_seconds": 5.0}
+    assert run.english_side == "human translation" and run.config == {"lr": 1e-4}
+
+
+# -------------------------------------------------------------------------- paired bootstrap
+def test_bootstrap_a_always_right():
+    gold = [0, 1, 2, 1, 0, 2, 1, 0] * 5
+    pred_a = list(gold)
+    pred_b = [(g + 1) % 3 for g in gold]
+    result_ = paired_bootstrap(pred_a, pred_b, gold, accuracy, n_resamples=200, seed=1)
+    assert set(result_) == {"delta", "p_value", "ci_low", "ci_high"}
+    assert result_["delta"] == 100.0
+    assert result_["p_value"] == 0.0
+    assert result_["ci_low"] == result_["ci_high"] == 100.0
+    reverse = paired_bootstrap(pred_b, pred_a, gold, accuracy, n_resamples=200, seed=1)
+    assert reverse["delta"] == -100.0 and reverse["p_value"] == 1.0
+
+
+def test_bootstrap_identical_systems():
+    gold = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1]
+    pred = [0, 1, 0, 0, 1, 1, 0, 1, 0, 1]
+    result_ = paired_bootstrap(pred, list(pred), gold, macro_f1, n_resamples=100)
+    assert result_ == {"delta": 0.0, "p_value": 1.0, "ci_low": 0.0, "ci_high": 0.0}
+
+
+def test_bootstrap_is_deterministic_and_sensible():
+    gold = [i % 2 for i in range(60)]
+    pred_a = [g if i % 10 else 1 - g for i, g in enumerate(gold)]  # 6 errors
+    pred_b = [g if i % 4 else 1 - g for i, g in enumerate(gold)]  # 15 errors
+    first = paired_bootstrap(pred_a, pred_b, gold, accuracy, n_resamples=300, seed=7)
+    assert first == paired_bootstrap(pred_a, pred_b, gold, accuracy, n_resamples=300, seed=7)
+    assert first != paired_bootstrap(pred_a, pred_b, gold, accuracy, n_resamples=300, seed=8)
+    assert first["delta"] == pytest.approx(15.0)
+    assert first["ci_low"] < first["delta"] < first["ci_high"]
+    assert 0.0 <= first["p_value"] < 0.05
+
+
+def test_bootstrap_input_checks():
+    with pytest.raises(ValueError, match="predictions of A"):
+        paired_bootstrap([1, 0], [1], [1, 0], accuracy)
+    with pytest.raises(ValueError, match="empty"):
+        paired_bootstrap([], [], [], accuracy)
+    with pytest.raises(ValueError, match="n_resamples"):
+        paired_bootstrap([1], [1], [1], accuracy, n_resamples=0)
