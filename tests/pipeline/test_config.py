@@ -48,3 +48,15 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
 def test_bad_override_syntax(tmp_path):
     with pytest.raises(ConfigError, match="is not KEY=VALUE"):
         load_config(None, ["train.epochs"])
+
+
+def test_length_grouped_batches_cover_every_example_once_with_little_padding():
+    import torch
+
+    from flare.pipeline.training import LengthGroupedBatches
+
+    lengths = [(i * 37) % 100 + 1 for i in range(200)]
+    batches = list(LengthGroupedBatches(lengths, 8, torch.Generator().manual_seed(0)))
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    padding = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert padding < 0.2 * sum(lengths)

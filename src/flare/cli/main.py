@@ -17,8 +17,16 @@ from rich.markup import escape
 from flare.cli.models import models_fetch, models_list
 from flare.errors import FlareError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="FLARE: language fusion for parameter-efficient cross-lingual transfer.")
+
+def _quiet_libraries() -> None:
+    """Our own messages say what matters; transformers' load reports would bury them."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+
+
+app = typer.Typer(callback=_quiet_libraries, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, help="FLARE: language fusion for parameter-efficient cross-lingual transfer.")
 models_app = typer.Typer(no_args_is_help=True, help="Built-in model aliases and the local cache.")
 models_app.command("list")(models_list)
 models_app.command("fetch")(models_fetch)
@@ -119,6 +127,29 @@ def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_
         _print_report(run_dir)
     except FlareError as err:
         _fail(err)
+
+
+@app.command()
+def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny' for a quick run.")] = "e5-small",
+          batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
+          length: Annotated[int, typer.Option(help="Sequence length (target and source).")] = 128,
+          steps: Annotated[int, typer.Option(help="Measured steps per method (median).")] = 5,
+          warmup: Annotated[int, typer.Option(help="Unmeasured steps first.")] = 2,
+          threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+          methods: Annotated[Optional[str], typer.Option(help="Comma-separated subset of the methods.")] = None,
+          out: Annotated[Path, typer.Option(help="Where to write the JSON.")] = Path("bench.json")) -> None:
+    """Training-step time, peak memory and evaluation throughput of every method, as ratios to PEFT LoRA."""
+    from flare.bench import METHODS, format_table, run_bench, write_bench
+
+    chosen = tuple(m.strip() for m in methods.split(",")) if methods else METHODS
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        _fail(FlareError(f"unknown bench methods {unknown}; valid: {', '.join(METHODS)}"))
+    result = run_bench(model, batch_size, length, steps, warmup, threads, chosen,
+                       log=lambda m: console.print(escape(m)))
+    write_bench(result, out)
+    Console().print(Markdown(format_table(result)))
+    console.print(f"written: {out}")
 
 
 @app.command()

@@ -318,6 +318,8 @@ class FlareModel(nn.Module):
             source_states = SourceStates({"encoder": projected}, source_attention_mask)
         elif source_input_ids is not None:
             source_states = self.compute_source_states(source_input_ids, source_attention_mask)
+        else:  # precomputed (a cache): follow the model's device
+            source_states = source_states.to(self.source_device())
         mask = source_states.attention_mask
         return _Context(source_states.states, mask, Alignment.build(mask, attention_mask))
 
@@ -355,6 +357,9 @@ class FlareModel(nn.Module):
             self._context = None
 
     # ----------------------------------------------------------------- conveniences
+    def source_device(self) -> torch.device:
+        return next(self.peft_model.parameters()).device
+
     @property
     def config(self):
         """The transformers config (what Trainer and generate expect under this name)."""

@@ -30,6 +30,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_train_examples: int | None = None  # a fixed, seeded subset; None for all
     gradient_checkpointing: bool = False
+    group_by_length: bool = True  # batches of similar lengths (less padding), in random order
+    source_cache: bool = True  # flare: source states computed once, not a source pass every step
+    source_cache_dtype: str = "float16"
+    source_cache_limit_mb: int | None = 8192
 
 
 @dataclass

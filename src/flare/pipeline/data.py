@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 import torch
 
+from flare.core.states import SourceStates
 from flare.errors import DataError
 
-SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states")
+SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states", "source_states")
 
 INPUT_SIDE = {"translate-test": "english", "input-fusion": "both"}
 USES_ENGLISH_SOURCE = ("flare", "xmixup")
@@ -73,19 +74,38 @@ class Collator:
             batch["labels"] = torch.tensor(labels)
         else:
             batch["labels"], _ = pad_sequences(labels, -100)
-        if "source_input_ids" in features[0]:
+        if "source_states" in features[0]:  # cached source states: no source pass
+            batch["source_states"] = collate_source_states([f["source_states"] for f in features])
+        elif "source_input_ids" in features[0]:
             batch["source_input_ids"], batch["source_attention_mask"] = pad_sequences(
                 [f["source_input_ids"] for f in features], self.pad_id)
         if "source_encoder_states" in features[0]:
-            states = [f["source_encoder_states"] for f in features]
-            length = max(s.shape[0] for s in states)
-            padded = torch.zeros(len(states), length, states[0].shape[-1], dtype=states[0].dtype)
-            mask = torch.zeros(len(states), length, dtype=torch.long)
-            for i, s in enumerate(states):
-                padded[i, : s.shape[0]] = s
-                mask[i, : s.shape[0]] = 1
-            batch["source_encoder_states"], batch["source_attention_mask"] = padded, mask
+            batch["source_encoder_states"], batch["source_attention_mask"] = pad_states(
+                [f["source_encoder_states"] for f in features])
         return batch
+
+
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T_i, d) tensors -> right-padded (B, T, d) and its mask (B, T)."""
+    length = max(s.shape[0] for s in states)
+    padded = torch.zeros(len(states), length, states[0].shape[-1], dtype=states[0].dtype)
+    mask = torch.zeros(len(states), length, dtype=torch.long)
+    for i, s in enumerate(states):
+        padded[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = 1
+    return padded, mask
+
+
+def collate_source_states(per_example: list[dict[str, torch.Tensor]]) -> SourceStates:
+    """Pad each distinct cached tensor once; keys that shared a tensor share the padded one."""
+    groups: dict[int, list[str]] = {}
+    for key, tensor in per_example[0].items():
+        groups.setdefault(id(tensor), []).append(key)
+    states, mask = {}, None
+    for keys in groups.values():
+        padded, mask = pad_states([example[keys[0]] for example in per_example])
+        states.update({key: padded for key in keys})
+    return SourceStates(states, mask)
 
 
 def pad_sequences(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:

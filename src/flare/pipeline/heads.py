@@ -11,6 +11,7 @@ A head turns texts into token ids (``encode``), builds the model, and predicts f
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,8 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqL
 
 from flare.errors import ConfigError
 from flare.pipeline.data import pad_sequences
+
+logger = logging.getLogger(__name__)
 
 # Prompt templates for decoders; {0}, {1} are the task's text fields.
 PROMPTS = {
@@ -85,6 +88,8 @@ class EncoderClassifier(ClassificationHead):
         heads = ["classifier", "score"]
         if any(".pooler." in key or key.startswith("pooler.") for key in info["missing_keys"]):
             heads.append("pooler")  # no pretrained pooler (e5): train it with the classifier
+            logger.info("%s has no pretrained pooler weights: the pooler trains with the classifier",
+                        self.model_path)
         self.trainable_heads = [h for h in heads if _has_module(model, h)]
         return model
 

@@ -159,7 +159,7 @@ class Experiment:
         encoder = self._encoder_source(language) if name == "flare-mt" else None
         model = stages.stage3_model(name, cfg, method.adapter(cfg.adapter), head, stage1_dir,
                                     encoder.hidden_size if encoder else None, seed)
-        test_features = self._features(test, name, encoder, f"{language}/test")
+        test_features = self._features(test, name, encoder, f"{language}/test", model)
         fit_result, valid_scores = None, None
         started = time.perf_counter()
         if name in ("zero-shot", "translate-test"):
@@ -167,8 +167,9 @@ class Experiment:
         else:
             train = self.load(language, "train", cfg.train.max_train_examples, seed)
             valid = self.load(language, "validation")
-            valid_features = self._features(valid, name, encoder, f"{language}/validation")
-            fit_result = fit(model, head, self._features(train, name, encoder, f"{language}/train"), valid_features,
+            valid_features = self._features(valid, name, encoder, f"{language}/validation", model)
+            train_features = self._features(train, name, encoder, f"{language}/train", model)
+            fit_result = fit(model, head, train_features, valid_features,
                              cfg.train, seed, lambda p: self.score(p, valid)[self.primary_metric],
                              self.accelerator, desc=f"{method.name} {language} seed {seed}")
             model = self.accelerator.unwrap_model(model)
@@ -196,10 +197,18 @@ class Experiment:
         }
         return result
 
-    def _features(self, examples, method: str, encoder, where: str) -> list[dict]:
+    def _features(self, examples, method: str, encoder, where: str, model=None) -> list[dict]:
         features = build_features(examples, self.head, method, where)
         if encoder is not None:
             add_encoder_states(features, examples, encoder, self.config.text_prefix)
+        train = self.config.train
+        if method == "flare" and train.source_cache and model is not None:
+            from flare.sources.cache import add_source_states
+
+            limit = train.source_cache_limit_mb * 2**20 if train.source_cache_limit_mb else None
+            add_source_states(model.to(self.accelerator.device), features, self.head.pad_id,
+                              train.eval_batch_size, getattr(torch, train.source_cache_dtype), limit,
+                              log=lambda m: self.log(f"{where}: {m}"))
         return features
 
     def _encoder_source(self, language: str):
@@ -232,7 +241,7 @@ class Experiment:
             model = stages.load_stage1_model(head, self.stage1())
         encoder = self._encoder_source(on) if method.method == "flare-mt" else None
         test = self.load(on, "test")
-        features = self._features(test, method.method, encoder, f"{on}/test")
+        features = self._features(test, method.method, encoder, f"{on}/test", model)
         model = model.to(self.accelerator.device)
         return self.score(predict(model, head, features, self.config.train.eval_batch_size, head.pad_id,
                                   self.accelerator), test)

@@ -66,8 +66,14 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         raise FlareError("the model has no trainable parameters")
     optimizer = torch.optim.AdamW(params.values(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(list(train_features), batch_size=config.batch_size, shuffle=True, generator=generator,
-                        collate_fn=Collator(head.pad_id))
+    train_features = list(train_features)
+    if config.group_by_length:
+        lengths = [len(f["input_ids"]) for f in train_features]
+        loader = DataLoader(train_features, batch_sampler=LengthGroupedBatches(lengths, config.batch_size, generator),
+                            collate_fn=Collator(head.pad_id))
+    else:
+        loader = DataLoader(train_features, batch_size=config.batch_size, shuffle=True, generator=generator,
+                            collate_fn=Collator(head.pad_id))
     steps_per_epoch = len(loader)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
@@ -114,6 +120,29 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
             for name, param in trainable_parameters(model).items():
                 param.copy_(best_state[name])
     return result
+
+
+class LengthGroupedBatches:
+    """Shuffle, cut into windows of 16 batches, sort each window by length, cut into batches,
+    shuffle the batches: nearly random batches with little padding (a new draw every epoch)."""
+
+    window = 16
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator):
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        span = self.window * self.batch_size
+        batches = []
+        for start in range(0, len(order), span):
+            window = sorted(order[start:start + span], key=lambda i: self.lengths[i])
+            batches += [window[i:i + self.batch_size] for i in range(0, len(window), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
 
 
 def _to(batch: dict, device) -> dict:

@@ -1,0 +1,176 @@
+"""`flare bench`: what each method costs per training step, in memory and at evaluation.
+
+Every method runs in a fresh subprocess (so that its peak memory is its own), one after the
+other in one invocation, on the same model, batch and length; figures are reported as ratios to
+PEFT's own LoRA measured in the same run. Training step = forward + backward + optimizer step
+(and, for cached FLARE, collating the cached states, as the training loop does).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+METHODS = ("peft-lora", "lora", "flare-live", "flare-cached", "flare-mt", "input-fusion", "xmixup")
+NOTES = {
+    "peft-lora": "PEFT LoraConfig on query/value: the peer a user would otherwise run",
+    "lora": "our adapter with no source (exactly PEFT's LoRA)",
+    "flare-live": "FLARE add_relu, k=1, source pass every step",
+    "flare-cached": "FLARE add_relu, k=1, source states from the cache (float16)",
+    "flare-mt": "FLARE-MT, encoder states from the cache (the encoder runs once per example)",
+    "input-fusion": "LoRA on English+target in one input (twice the length)",
+    "xmixup": "X-Mixup over LoRA: source pass with gradients, mixing at one block",
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _build_model(model_name: str):
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    if model_name == "tiny":
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                            intermediate_size=512, num_labels=3)
+        return BertForSequenceClassification(config)
+    from flare.pretrained.resolve import resolve_model
+
+    return AutoModelForSequenceClassification.from_pretrained(resolve_model(model_name).path_or_id, num_labels=3)
+
+
+def measure(method: str, model_name: str, batch_size: int, length: int, steps: int, warmup: int,
+            threads: int | None) -> dict:
+    """Runs in the worker process."""
+    from peft import LoraConfig, get_peft_model
+
+    from flare.core.config import FlareConfig
+    from flare.core.model import get_flare_model
+    from flare.pipeline.data import collate_source_states
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = _build_model(model_name)
+    vocab = model.config.vocab_size
+    ids = torch.randint(5, vocab, (batch_size, length))
+    source_ids = torch.randint(5, vocab, (batch_size, length))
+    labels = torch.randint(0, 3, (batch_size,))
+    ones = torch.ones_like(ids)
+    heads = ["classifier"]
+    inputs = {"input_ids": ids, "attention_mask": ones}
+    source: dict = {}
+    make_source = None
+    if method == "peft-lora":
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, modules_to_save=heads))
+    elif method == "xmixup":
+        from flare.baselines.xmixup import XMixupConfig, XMixupModel
+
+        model = XMixupModel(get_peft_model(model, LoraConfig(r=8, lora_alpha=16, modules_to_save=heads)),
+                            XMixupConfig())
+        source = {"source_input_ids": source_ids, "source_attention_mask": ones}
+    elif method == "flare-mt":
+        with torch.no_grad():
+            encoder_states = model.base_model(input_ids=ids).last_hidden_state  # cached encoder output
+        model = get_flare_model(model, FlareConfig(source_kind="encoder", source_encoder_dim=encoder_states.shape[-1],
+                                                   modules_to_save=heads))
+        source = {"source_encoder_states": encoder_states, "source_attention_mask": ones}
+    else:
+        model = get_flare_model(model, FlareConfig(modules_to_save=heads))
+        if method == "flare-live":
+            source = {"source_input_ids": source_ids, "source_attention_mask": ones}
+        elif method == "flare-cached":
+            states = model.compute_source_states(source_ids, ones)
+            per_example = []
+            for row in range(batch_size):
+                done: dict[int, torch.Tensor] = {}
+                per_example.append({k: done.setdefault(id(t), t[row].half()) for k, t in states.states.items()})
+            make_source = lambda: {"source_states": collate_source_states(per_example)}  # noqa: E731
+        elif method == "input-fusion":
+            inputs = {"input_ids": torch.cat([source_ids, ids], 1), "attention_mask": torch.cat([ones, ones], 1)}
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    baseline = _rss_mb()
+
+    def step():
+        extra = make_source() if make_source else source
+        loss = model(**inputs, labels=labels, **extra).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    model.train()
+    times = []
+    for i in range(warmup + steps):
+        started = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - started)
+    model.eval()
+    eval_times = []
+    with torch.no_grad():
+        for i in range(warmup + steps):
+            started = time.perf_counter()
+            extra = make_source() if make_source else source
+            model(**inputs, **extra)
+            if i >= warmup:
+                eval_times.append(time.perf_counter() - started)
+    return {"method": method, "step_seconds": statistics.median(times), "step_times": times,
+            "eval_examples_per_second": batch_size / statistics.median(eval_times),
+            "peak_rss_mb": _rss_mb(), "rss_before_training_mb": baseline,
+            "trainable_parameters": sum(p.numel() for p in params), "note": NOTES[method]}
+
+
+def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 128, steps: int = 5,
+              warmup: int = 2, threads: int | None = 2, methods: tuple[str, ...] = METHODS,
+              log=print) -> dict:
+    if model_name != "tiny":
+        from flare.pretrained.resolve import resolve_model
+
+        resolve_model(model_name)  # provision once, outside the workers
+    rows = []
+    for method in methods:
+        spec = json.dumps({"method": method, "model_name": model_name, "batch_size": batch_size, "length": length,
+                           "steps": steps, "warmup": warmup, "threads": threads})
+        log(f"bench: {method} ...")
+        done = subprocess.run([sys.executable, "-m", "flare.bench", spec], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench worker for {method} failed:\n{done.stderr[-2000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    reference = next((r for r in rows if r["method"] == "peft-lora"), rows[0])
+    for row in rows:
+        row["step_ratio"] = row["step_seconds"] / reference["step_seconds"]
+        row["memory_ratio"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
+        row["eval_ratio"] = row["eval_examples_per_second"] / reference["eval_examples_per_second"]
+    return {"model": model_name, "batch_size": batch_size, "length": length, "steps": steps, "warmup": warmup,
+            "threads": threads, "torch": torch.__version__, "reference": reference["method"], "rows": rows,
+            "memory_note": "peak resident memory of the whole worker process (model, data, activations)"}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"model {result['model']}, batch {result['batch_size']}, length {result['length']}, "
+             f"{result['threads']} threads, median of {result['steps']} steps after {result['warmup']} warm-up",
+             "",
+             "| method | train step (s) | x PEFT LoRA | peak memory (MiB) | x PEFT LoRA | eval (examples/s) | x PEFT LoRA |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['step_seconds']:.3f} | {r['step_ratio']:.2f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['memory_ratio']:.2f} | {r['eval_examples_per_second']:.1f} | {r['eval_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def write_bench(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # worker: one method, one JSON line on stdout
+    print(json.dumps(measure(**json.loads(sys.argv[1]))))

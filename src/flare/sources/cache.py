@@ -1,0 +1,58 @@
+"""The source-state cache: the frozen stage-1 model's states for each example, computed once.
+
+The source pass runs with the FLARE adapter off, in eval mode, without gradients, through a
+frozen model: for a given example its states never change, so one batched pass before training
+serves every epoch and the evaluation. States are kept per example, trimmed to the real tokens,
+in half precision by default; a block's query and value projections share one tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from flare.errors import FlareError
+
+FEATURE_KEY = "source_states"
+
+
+@torch.no_grad()
+def estimate_bytes(model, features: list[dict], dtype: torch.dtype) -> int:
+    """Real source tokens x the widths of the distinct tensors one example yields x bytes per value."""
+    probe = torch.tensor([features[0]["source_input_ids"]], device=next(model.parameters()).device)
+    states = model.compute_source_states(probe).states.values()
+    width = sum({id(t): t.shape[-1] for t in states}.values())
+    tokens = sum(len(f["source_input_ids"]) for f in features)
+    return tokens * width * (torch.finfo(dtype).bits // 8)
+
+
+@torch.no_grad()
+def add_source_states(model, features: list[dict], pad_id: int, batch_size: int = 64,
+                      dtype: torch.dtype = torch.float16, limit_bytes: int | None = None,
+                      log: Callable[[str], None] = print) -> None:
+    """Compute every feature's source states once (batched, by length) and store them in it."""
+    size = estimate_bytes(model, features, dtype)
+    log(f"source-state cache: {len(features)} examples, about {size / 2**20:.0f} MiB ({dtype})")
+    if limit_bytes is not None and size > limit_bytes:
+        raise FlareError(f"the source-state cache would take {size / 2**20:.0f} MiB, over the limit of "
+                         f"{limit_bytes / 2**20:.0f} MiB; raise train.source_cache_limit_mb or turn "
+                         "train.source_cache off (a live source pass every step)")
+    from flare.pipeline.data import pad_sequences  # late: pipeline imports this module
+
+    device = next(model.parameters()).device
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["source_input_ids"]))
+    for start in tqdm(range(0, len(order), batch_size), desc="source states", leave=False):
+        chunk = [features[i] for i in order[start:start + batch_size]]
+        ids, mask = pad_sequences([f["source_input_ids"] for f in chunk], pad_id)
+        states = model.compute_source_states(ids.to(device), mask.to(device))
+        for row, feature in enumerate(chunk):
+            real = mask[row].bool()
+            converted: dict[int, torch.Tensor] = {}
+            per_key = {}
+            for key, tensor in states.states.items():
+                if id(tensor) not in converted:
+                    converted[id(tensor)] = tensor[row, real.to(tensor.device)].to("cpu", dtype).clone()
+                per_key[key] = converted[id(tensor)]
+            feature[FEATURE_KEY] = per_key

@@ -1,0 +1,27 @@
+import json
+
+from typer.testing import CliRunner
+
+from flare.cli.main import app
+
+
+def test_bench_runs_every_method_on_a_tiny_model(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--batch-size", "2", "--length", "8",
+                                      "--steps", "1", "--warmup", "0", "--threads", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    methods = [row["method"] for row in data["rows"]]
+    assert methods == ["peft-lora", "lora", "flare-live", "flare-cached", "flare-mt", "input-fusion", "xmixup"]
+    peft = data["rows"][0]
+    assert peft["step_ratio"] == 1.0 and all(row["step_seconds"] > 0 for row in data["rows"])
+    assert "flare-cached" in result.output and "written:" in result.output
+    # our LoRA trains exactly PEFT's parameters; FLARE adds none (add_relu)
+    trainable = {row["method"]: row["trainable_parameters"] for row in data["rows"]}
+    assert trainable["lora"] == trainable["peft-lora"] == trainable["flare-live"] == trainable["flare-cached"]
+    assert trainable["flare-mt"] > trainable["lora"] and trainable["xmixup"] > trainable["lora"]
+
+
+def test_bench_rejects_unknown_methods():
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--methods", "lora,fancy"])
+    assert result.exit_code == 2 and "unknown bench methods" in result.output
