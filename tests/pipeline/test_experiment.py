@@ -49,3 +49,18 @@ def test_cli_run_prints_the_table_and_writes_report_files(tmp_path, tiny_checkpo
     assert (tmp_path / "run" / "config.yaml").is_file()
     rebuilt = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert rebuilt.exit_code == 0 and "lora" in rebuilt.output
+
+
+def test_tensorboard_logs_are_written(tmp_path, tiny_checkpoints):
+    config = tiny_config(tmp_path, tiny_checkpoints["bert"], "[lora]")
+    config.tensorboard = True
+    Experiment(config).run()
+    logs = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {p.parent.name for p in logs} == {"stage1", "seed-1"}
+
+
+def test_qa_tasks_are_refused_clearly(tmp_path):
+    from flare.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="classification tasks only"):
+        Experiment(load_config(None, ["task=tydiqa", "languages=[sw]", f"output_dir={tmp_path}"]))

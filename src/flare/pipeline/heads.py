@@ -18,7 +18,6 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM,
                           AutoModelForSequenceClassification, AutoTokenizer)
 
-from flare.errors import ConfigError
 from flare.pipeline.data import pad_sequences
 
 logger = logging.getLogger(__name__)
@@ -212,7 +211,3 @@ class Seq2SeqLabelWords(DecoderLabelWords):
 def _has_module(model, name: str) -> bool:
     return any(n == name or n.endswith("." + name) for n, _ in model.named_modules())
 
-
-def check_kind_supported(kind: str, task_kind: str) -> None:
-    if task_kind != "classification":
-        raise ConfigError(f"the {task_kind} pipeline for {kind} models is not built yet (classification only)")

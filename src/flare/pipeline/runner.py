@@ -18,7 +18,7 @@ from flare.pipeline import stages
 from flare.errors import ConfigError
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, save_config
 from flare.pipeline.data import add_encoder_states, build_features
-from flare.pipeline.heads import ClassificationHead, check_kind_supported
+from flare.pipeline.heads import ClassificationHead
 from flare.pipeline.training import fit, make_accelerator, predict
 from flare.pretrained.resolve import resolve_model
 from flare.tasks import get_task
@@ -43,7 +43,9 @@ class Experiment:
             torch.set_num_threads(config.threads)
         self.output_dir = Path(config.output_dir)
         self.task = get_task(config.task, config.task_options or None)
-        check_kind_supported("any", self.task.kind)
+        if self.task.kind != "classification":
+            raise ConfigError(f"task {self.task.name} is extractive QA: its loaders and metrics exist "
+                              "(flare.tasks), but the experiment pipeline runs classification tasks only so far")
         self.data_root = find_data_root(config.data_dir, needs=getattr(self.task, "folder", None) or None)
         self.log(f"data: {self.data_root}")
         self.resolved = resolve_model(config.model)
@@ -113,6 +115,9 @@ class Experiment:
     def primary_metric(self) -> str:
         return "macro_f1" if self.task.name == "nusax" else "accuracy"
 
+    def _tensorboard_dir(self, name: str) -> Path | None:
+        return self.output_dir / "tensorboard" / name if self.config.tensorboard else None
+
     # ------------------------------------------------------------------ stage 1
     @property
     def stage1_dir(self) -> Path:
@@ -133,7 +138,8 @@ class Experiment:
         features = {name: build_features(ex, head, "zero-shot") for name, ex in
                     (("train", train), ("validation", valid), ("test", test))}
         result = fit(model, head, features["train"], features["validation"], cfg.stage1, cfg.stage1_seed,
-                     lambda p: self.score(p, valid)[self.primary_metric], self.accelerator, desc="stage 1 (en)")
+                     lambda p: self.score(p, valid)[self.primary_metric], self.accelerator, desc="stage 1 (en)",
+                     tensorboard_dir=self._tensorboard_dir("stage1"))
         model = self.accelerator.unwrap_model(model)
         test_scores = self.score(predict(model, head, features["test"], cfg.stage1.eval_batch_size, head.pad_id,
                                          self.accelerator), test)
@@ -171,7 +177,8 @@ class Experiment:
             train_features = self._features(train, name, encoder, f"{language}/train", model)
             fit_result = fit(model, head, train_features, valid_features,
                              cfg.train, seed, lambda p: self.score(p, valid)[self.primary_metric],
-                             self.accelerator, desc=f"{method.name} {language} seed {seed}")
+                             self.accelerator, desc=f"{method.name} {language} seed {seed}",
+                             tensorboard_dir=self._tensorboard_dir(f"{method.name}/{language}/seed-{seed}"))
             model = self.accelerator.unwrap_model(model)
             if hasattr(model, "save_pretrained"):
                 model.save_pretrained(self.adapter_dir(method, language, seed))

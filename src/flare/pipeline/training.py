@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -58,9 +59,12 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
 
 
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
-        seed: int, score: Callable[[list[int]], float], accelerator: Accelerator, desc: str = "train") -> FitResult:
-    """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch."""
+        seed: int, score: Callable[[list[int]], float], accelerator: Accelerator, desc: str = "train",
+        tensorboard_dir: Path | None = None) -> FitResult:
+    """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch.
+    With `tensorboard_dir`, the loss, learning rate and validation score are logged there."""
     set_seed(seed)
+    writer = _tensorboard(tensorboard_dir) if accelerator.is_main_process else None
     params = trainable_parameters(model)
     if not params:
         raise FlareError("the model has no trainable parameters")
@@ -106,20 +110,37 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
             step += 1
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
+            if writer is not None:
+                writer.add_scalar("train/loss", loss.item(), step)
+                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], step)
         validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
                                    head.pad_id, accelerator, desc="validate"))
         result.history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses)),
                                "validation": validation})
+        if writer is not None:
+            writer.add_scalar("validation/score", validation, epoch + 1)
         if validation > result.best_score:
             result.best_score, result.best_epoch = validation, epoch + 1
             best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
     progress.close()
+    if writer is not None:
+        writer.close()
     result.train_seconds = time.perf_counter() - started
     if best_state is not None:
         with torch.no_grad():
             for name, param in trainable_parameters(model).items():
                 param.copy_(best_state[name])
     return result
+
+
+def _tensorboard(log_dir: Path | None):
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise FlareError("tensorboard: true needs the tensorboard package: pip install 'flare-xl[tensorboard]'") from err
+    return SummaryWriter(log_dir=str(log_dir))
 
 
 class LengthGroupedBatches:
