@@ -58,3 +58,29 @@ def test_size_estimate_and_limit():
     assert estimate_bytes(model, feats, torch.float16) == tokens * 3 * 32 * 2
     with pytest.raises(FlareError, match="over the limit"):
         add_source_states(model, feats, pad_id=0, limit_bytes=10, log=lambda m: None)
+
+
+def test_disk_cache_is_reused_and_invalidated(tmp_path):
+    model = get_flare_model(tiny_model("bert"), FlareConfig(init_seed=0))
+    with torch.no_grad():
+        for name, param in model.trainable_parameters().items():
+            if "lora_B" in name:
+                param.normal_(std=0.3)
+    memory = features("bert")
+    add_source_states(model, memory, pad_id=0, dtype=torch.float32, log=lambda m: None)
+    messages = []
+    first = features("bert")
+    add_source_states(model, first, pad_id=0, dtype=torch.float32, log=messages.append, cache_dir=tmp_path)
+    assert any("written" in m for m in messages) and len(list(tmp_path.iterdir())) == 1
+    messages.clear()
+    again = features("bert")
+    add_source_states(model, again, pad_id=0, dtype=torch.float32, log=messages.append, cache_dir=tmp_path)
+    assert any("reusing" in m for m in messages)
+    torch.testing.assert_close(losses(model, again), losses(model, memory))
+    # other examples, or another frozen model (e.g. another stage-1 adapter): a new entry
+    add_source_states(model, features("bert", seed=5), pad_id=0, dtype=torch.float32, log=lambda m: None,
+                      cache_dir=tmp_path)
+    other = get_flare_model(tiny_model("bert", seed=3), FlareConfig(init_seed=0))
+    add_source_states(other, features("bert"), pad_id=0, dtype=torch.float32, log=lambda m: None,
+                      cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
