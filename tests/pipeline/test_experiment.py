@@ -59,8 +59,14 @@ def test_tensorboard_logs_are_written(tmp_path, tiny_checkpoints):
     assert {p.parent.name for p in logs} == {"stage1", "seed-1"}
 
 
-def test_qa_tasks_are_refused_clearly(tmp_path):
+def test_qa_with_an_encoder_decoder_is_refused_clearly(tmp_path_factory):
+    """Extractive QA runs with encoders and decoders (tests/pipeline/test_qa_pipeline.py)."""
     from flare.errors import ConfigError
+    from flare.pipeline.heads import create_head
+    from flare.tasks import get_task
+    from flare.testing.tiny_models import tiny_model
 
-    with pytest.raises(ConfigError, match="classification tasks only"):
-        Experiment(load_config(None, ["task=tydiqa", "languages=[sw]", f"output_dir={tmp_path}"]))
+    folder = tmp_path_factory.mktemp("mt5")
+    tiny_model("mt5").save_pretrained(folder)
+    with pytest.raises(ConfigError, match="encoder-decoder models"):
+        create_head(get_task("tydiqa"), str(folder), 64)

@@ -29,11 +29,13 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     max_train_examples: int | None = None  # a fixed, seeded subset; None for all
+    max_eval_examples: int | None = None  # validation (and stage 1's English test): a seeded subset; None for all
     gradient_checkpointing: bool = False
     group_by_length: bool = True  # batches of similar lengths (less padding), in random order
     source_cache: bool = True  # flare: source states computed once, not a source pass every step
     source_cache_dtype: str = "float16"
     source_cache_limit_mb: int | None = 8192
+    source_cache_dir: str | None = None  # also keep the states on disk (memory-mapped) for later runs
 
 
 @dataclass
@@ -71,6 +73,16 @@ class MethodConfig:
 
 
 @dataclass
+class QAConfig:
+    """Extractive QA settings (tasks tydiqa, xquad); see docs/pipeline.md."""
+
+    doc_stride: int | None = None  # encoders: tokens shared by neighbouring windows; None: max_length // 4
+    max_answer_length: int = 30  # encoders: longest predicted span, in tokens
+    n_best: int = 20  # encoders: start and end candidates per window
+    max_new_tokens: int = 32  # decoders: longest generated answer
+
+
+@dataclass
 class TranslationConfig:
     """Stage 2. ``model: null`` uses the human translations of parallel data (NusaX, XNLI, XQuAD)."""
 
@@ -96,6 +108,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
+    qa: QAConfig = field(default_factory=QAConfig)
     mt_encoder: str | None = None  # flare-mt's encoder; None: the task model's own encoder
     xmixup: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"  # "auto", "cpu", "cuda"

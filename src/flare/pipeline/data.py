@@ -6,6 +6,9 @@ Which text a method reads:
 - input-fusion: English then target text in one input;
 - flare, xmixup: also the English side as the source (``source_input_ids``);
 - flare-mt: also an encoder's states of the target text (``source_encoder_states``).
+
+Extractive QA (:mod:`flare.pipeline.qa`) reads the (question, context) of the same side; an
+encoder gives one feature per context window, each with the same source.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from flare.core.states import SourceStates
 from flare.errors import DataError
 
+POSITION_KEYS = ("start_positions", "end_positions", "source_start_positions", "source_end_positions")
 SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states", "source_states")
 
 INPUT_SIDE = {"translate-test": "english", "input-fusion": "both"}
@@ -28,40 +32,59 @@ def needs_english(method: str) -> bool:
 
 
 def build_features(examples: Sequence, head, method: str, where: str = "") -> list[dict]:
+    """One feature per example (classification, generative QA) or per window (extractive QA with
+    an encoder); every feature names its example (``example_index``, the position in `examples`)."""
     side = INPUT_SIDE.get(method, "target")
     features = []
-    for example in examples:
+    for index, example in enumerate(examples):
         if needs_english(method) and example.english is None:
             raise DataError(
                 f"example {example.id!r} has no English partner, which method {method!r} needs",
                 path=where or None,
                 hint="use parallel data, or set translation.model to translate the target side into English",
             )
-        if side == "english":
-            encoded = head.encode(example.english, example.label)
-        elif side == "both":
-            encoded = head.encode(example.texts, example.label, paired=example.english)
+        if hasattr(head, "example_features"):  # QA heads: features of one example
+            items = head.example_features(example, side)
+            source = head.source_features(example.english) if method in USES_ENGLISH_SOURCE else {}
+            if method != "xmixup":  # X-Mixup alone takes the source's answer positions (its source loss)
+                source = {k: v for k, v in source.items() if k == "source_input_ids"}
         else:
-            encoded = head.encode(example.texts, example.label)
-        feature = {"id": example.id, "input_ids": encoded.input_ids, "labels": encoded.labels}
-        if method in USES_ENGLISH_SOURCE:
-            feature["source_input_ids"] = head.source_ids(example.english)
-        features.append(feature)
+            if side == "english":
+                encoded = head.encode(example.english, example.label)
+            elif side == "both":
+                encoded = head.encode(example.texts, example.label, paired=example.english)
+            else:
+                encoded = head.encode(example.texts, example.label)
+            items = [{"input_ids": encoded.input_ids, "labels": encoded.labels}]
+            source = {"source_input_ids": head.source_ids(example.english)} if method in USES_ENGLISH_SOURCE else {}
+        for item in items:
+            features.append({"id": example.id, "example_index": index, **item, **source})
     return features
+
+
+def encoder_text(example) -> str:
+    """The target text FLARE-MT's encoder reads: the text fields, or the question then the context."""
+    if hasattr(example, "texts"):
+        return " ".join(example.texts)
+    return example.question + " " + example.context
 
 
 def add_encoder_states(features: list[dict], examples: Sequence, encoder_source, text_prefix: str = "",
                        batch_size: int = 32) -> None:
-    """FLARE-MT: the encoder's states of each target text, computed once (batched) and kept."""
+    """FLARE-MT: the encoder's states of each target text, computed once (batched) and kept; every
+    feature (window) of an example gets that example's states."""
+    states_of: list[torch.Tensor] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        states, mask = encoder_source([text_prefix + " ".join(e.texts) for e in chunk])
-        for i, feature in enumerate(features[start:start + batch_size]):
-            feature["source_encoder_states"] = states[i, mask[i].bool()].cpu()
+        states, mask = encoder_source([text_prefix + encoder_text(e) for e in chunk])
+        states_of += [states[i, mask[i].bool()].cpu() for i in range(len(chunk))]
+    for feature in features:
+        feature["source_encoder_states"] = states_of[feature["example_index"]]
 
 
 class Collator:
-    """Right-pads ids (pad id), labels (-100), source ids and encoder states (zeros)."""
+    """Right-pads ids (pad id), labels (-100), source ids and encoder states (zeros); answer
+    positions (extractive QA) become tensors; other feature keys (offsets, contexts) stay out."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -69,11 +92,15 @@ class Collator:
     def __call__(self, features: list[dict]) -> dict:
         batch = {"ids": [f["id"] for f in features]}
         batch["input_ids"], batch["attention_mask"] = pad_sequences([f["input_ids"] for f in features], self.pad_id)
-        labels = [f["labels"] for f in features]
-        if isinstance(labels[0], int):
-            batch["labels"] = torch.tensor(labels)
-        else:
-            batch["labels"], _ = pad_sequences(labels, -100)
+        if "labels" in features[0]:
+            labels = [f["labels"] for f in features]
+            if isinstance(labels[0], int):
+                batch["labels"] = torch.tensor(labels)
+            else:
+                batch["labels"], _ = pad_sequences(labels, -100)
+        for key in POSITION_KEYS:  # extractive QA: one token index per feature
+            if all(key in f for f in features):
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
         if "source_states" in features[0]:  # cached source states: no source pass
             batch["source_states"] = collate_source_states([f["source_states"] for f in features])
         elif "source_input_ids" in features[0]:

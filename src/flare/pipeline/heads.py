@@ -6,7 +6,11 @@
   word, prediction scores every label word's log-likelihood after the prompt.
 - Encoder-decoders: the encoder reads the prompt, the decoder produces the label word.
 
-A head turns texts into token ids (``encode``), builds the model, and predicts from a batch.
+A head turns texts into token ids (``encode``), builds the model, gives the model inputs of the
+loss (``model_inputs``), predicts per feature (``predict``) and turns those outputs into one
+prediction per example (``finalize``); ``references`` are what the task metric compares them with.
+Extractive QA heads (the same interface, several features per example) are in
+:mod:`flare.pipeline.qa`; :func:`create_head` picks the head for a task and a model.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM,
                           AutoModelForSequenceClassification, AutoTokenizer)
 
+from flare.errors import ConfigError
 from flare.pipeline.data import pad_sequences
 
 logger = logging.getLogger(__name__)
@@ -47,20 +52,63 @@ class Encoded:
     labels: int | list[int]
 
 
-class ClassificationHead:
-    """Common parts: the tokenizer, joining fields, the label set."""
+class BaseHead:
+    """What every head has: the tokenizer (a pad token guaranteed), the generic parts of the
+    interface the training loop uses."""
 
-    def __init__(self, model_path: str, task_name: str, label_names: tuple[str, ...], max_length: int,
-                 text_prefix: str = "", trust_remote_code: bool = False):
+    task_kind = "classification"
+    trainable_heads: list[str] = []
+
+    def __init__(self, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False):
         self.model_path = model_path
-        self.task_name = task_name
-        self.label_names = label_names
         self.max_length = max_length
         self.text_prefix = text_prefix
         self.trust_remote_code = trust_remote_code
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def model_inputs(self, batch: dict) -> dict:
+        """The keyword arguments of the training forward (the loss)."""
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": batch["labels"]}
+
+    def finalize(self, features, outputs) -> list:
+        """Per-feature outputs -> per-example predictions (classification: one feature each)."""
+        return list(outputs)
+
+    def references(self, examples) -> list:
+        """What the task metric compares the predictions of `examples` with."""
+        return [e.label for e in examples]
+
+
+def create_head(task, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False,
+                qa_settings=None) -> BaseHead:
+    """The head for `task` (classification or extractive QA) and the model's family."""
+    if task.kind == "classification":
+        return ClassificationHead.create(model_path, task.name, task.label_names, max_length, text_prefix,
+                                         trust_remote_code)
+    from flare.pipeline.qa import DecoderGenerativeQA, EncoderSpanQA
+
+    kind = model_kind(AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code))
+    if kind == "encoder-decoder":
+        raise ConfigError(f"extractive QA ({task.name}) runs with encoders and decoders; encoder-decoder "
+                          f"models ({model_path}) are not supported for QA yet")
+    cls = EncoderSpanQA if kind == "encoder" else DecoderGenerativeQA
+    return cls(model_path, max_length, text_prefix, trust_remote_code, qa_settings)
+
+
+class ClassificationHead(BaseHead):
+    """Common parts: the tokenizer, joining fields, the label set."""
+
+    def __init__(self, model_path: str, task_name: str, label_names: tuple[str, ...], max_length: int,
+                 text_prefix: str = "", trust_remote_code: bool = False):
+        super().__init__(model_path, max_length, text_prefix, trust_remote_code)
+        self.task_name = task_name
+        self.label_names = label_names
 
     @staticmethod
     def create(model_path: str, task_name: str, label_names, max_length: int, text_prefix: str = "",
@@ -70,10 +118,6 @@ class ClassificationHead:
         cls = {"encoder": EncoderClassifier, "decoder": DecoderLabelWords,
                "encoder-decoder": Seq2SeqLabelWords}[kind]
         return cls(model_path, task_name, tuple(label_names), max_length, text_prefix, trust_remote_code)
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id
 
 
 class EncoderClassifier(ClassificationHead):

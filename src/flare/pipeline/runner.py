@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from flare.pipeline import stages
-from flare.errors import ConfigError
+from flare.errors import ConfigError, DataError
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, save_config
 from flare.pipeline.data import add_encoder_states, build_features
-from flare.pipeline.heads import ClassificationHead
+from flare.pipeline.heads import BaseHead, create_head
 from flare.pipeline.training import fit, make_accelerator, predict
 from flare.pretrained.resolve import resolve_model
 from flare.tasks import get_task
@@ -43,9 +43,6 @@ class Experiment:
             torch.set_num_threads(config.threads)
         self.output_dir = Path(config.output_dir)
         self.task = get_task(config.task, config.task_options or None)
-        if self.task.kind != "classification":
-            raise ConfigError(f"task {self.task.name} is extractive QA: its loaders and metrics exist "
-                              "(flare.tasks), but the experiment pipeline runs classification tasks only so far")
         self.data_root = find_data_root(config.data_dir, needs=getattr(self.task, "folder", None) or None)
         self.log(f"data: {self.data_root}")
         self.resolved = resolve_model(config.model)
@@ -59,11 +56,13 @@ class Experiment:
 
     # ------------------------------------------------------------------ shared pieces
     @property
-    def head(self) -> ClassificationHead:
+    def head(self) -> BaseHead:
         if self._head is None:
-            self._head = ClassificationHead.create(self.resolved.path_or_id, self.task.name, self.task.label_names,
-                                                   self.config.train.max_length, self.config.text_prefix,
-                                                   self.config.trust_remote_code)
+            from flare.pipeline.qa import QASettings
+
+            self._head = create_head(self.task, self.resolved.path_or_id, self.config.train.max_length,
+                                     self.config.text_prefix, self.config.trust_remote_code,
+                                     QASettings(**dataclasses.asdict(self.config.qa)))
         return self._head
 
     @property
@@ -82,6 +81,8 @@ class Experiment:
             examples = random.Random(seed).sample(examples, limit)
         if not machine:
             return examples
+        if self.task.kind == "qa":
+            return self._translate_qa(examples, language, split)
         from flare.translation import translate_records
 
         if split == "test":
@@ -89,6 +90,38 @@ class Experiment:
             return [dataclasses.replace(t, english=e.texts) for t, e in zip(examples, english)]
         target, _ = translate_records(examples, ["texts"], self.translator, self.english, language)
         return [dataclasses.replace(t, english=e.texts) for t, e in zip(target, examples)]
+
+    def _translate_qa(self, examples: list, language: str, split: str) -> list:
+        """Stage 2 for extractive QA: the answer is carried through translation with quote markers
+        (flare.translation.qa_projection); examples whose answer cannot be found again are dropped,
+        in the test set too (as the authors did), so every method sees the same test questions.
+        Test: target -> English (the English partner's answer is the projected one); train and
+        validation: English -> target (the English partner is the original)."""
+        from flare.translation import translate_qa_records
+
+        if split == "test":
+            self._require_answers(examples, f"{language}/test")
+            english, report = translate_qa_records(examples, self.translator, language, self.english)
+            kept = [examples[i] for i in report.kept_indices]
+            result = [dataclasses.replace(t, english=dataclasses.replace(e, english=None))
+                      for t, e in zip(kept, english)]
+        else:
+            target, report = translate_qa_records(examples, self.translator, self.english, language)
+            kept = [examples[i] for i in report.kept_indices]
+            result = [dataclasses.replace(t, english=e) for t, e in zip(target, kept)]
+        if len(result) < len(examples):
+            self.log(f"{language}/{split}: {len(examples) - len(result)} of {len(examples)} questions dropped "
+                     f"(answer not found after translation): {report.summary()}")
+        return result
+
+    @staticmethod
+    def _require_answers(examples: list, where: str) -> None:
+        missing = [e.id for e in examples if not getattr(e, "answers", True)]
+        if missing:
+            raise DataError(f"{where}: {len(missing)} of {len(examples)} questions have no gold answers "
+                            f"(e.g. {missing[0]!r}), so the split cannot be scored",
+                            hint="the shared XQuAD and TyDiQA dev files have blanked answers: put files with "
+                                 "answers in a data root of your own (docs/data.md)")
 
     @property
     def translator(self):
@@ -108,11 +141,21 @@ class Experiment:
             for split in ("train", "validation", "test"):
                 self.load(language, split)
 
-    def score(self, predictions, examples) -> dict[str, float]:
-        return self.task.metric(predictions, [e.label for e in examples])
+    def references(self, examples, method: str = "") -> list:
+        """Gold values for the metric. Translate-test on QA answers in English: its prediction is
+        scored against the English partner's answer (a target-language gold string cannot be
+        compared with an English one)."""
+        if method == "translate-test" and self.task.kind == "qa":
+            examples = [e.english for e in examples]
+        return self.head.references(examples)
+
+    def score(self, predictions, examples, method: str = "") -> dict[str, float]:
+        return self.task.metric(predictions, self.references(examples, method))
 
     @property
     def primary_metric(self) -> str:
+        if self.task.kind == "qa":
+            return "f1"
         return "macro_f1" if self.task.name == "nusax" else "accuracy"
 
     def _tensorboard_dir(self, name: str) -> Path | None:
@@ -131,8 +174,8 @@ class Experiment:
             return self.stage1_dir
         cfg = self.config
         train = self.load(self.english, "train", cfg.stage1.max_train_examples, cfg.stage1_seed)
-        valid = self.load(self.english, "validation")
-        test = self.load(self.english, "test")
+        valid = self.load(self.english, "validation", cfg.stage1.max_eval_examples, cfg.stage1_seed)
+        test = self._stage1_test()
         head = self.head
         model = stages.new_stage1_model(cfg, head)
         features = {name: build_features(ex, head, "zero-shot") for name, ex in
@@ -141,13 +184,31 @@ class Experiment:
                      lambda p: self.score(p, valid)[self.primary_metric], self.accelerator, desc="stage 1 (en)",
                      tensorboard_dir=self._tensorboard_dir("stage1"))
         model = self.accelerator.unwrap_model(model)
-        test_scores = self.score(predict(model, head, features["test"], cfg.stage1.eval_batch_size, head.pad_id,
-                                         self.accelerator), test)
+        test_scores = None
+        if test:
+            test_scores = self.score(predict(model, head, features["test"], cfg.stage1.eval_batch_size,
+                                             head.pad_id, self.accelerator), test)
         model.save_pretrained(str(self.stage1_dir))
         write_json(marker, {"language": self.english, "best_epoch": result.best_epoch, "history": result.history,
                             "test": test_scores, "train_seconds": result.train_seconds})
-        self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
+        if test_scores is not None:
+            self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return self.stage1_dir
+
+    def _stage1_test(self) -> list:
+        """The English test set of stage 1; for QA without gold answers there (TyDiQA's English dev
+        file in the shared data is blanked) stage 1 goes on without a test score."""
+        try:
+            test = self.load(self.english, "test", self.config.stage1.max_eval_examples, self.config.stage1_seed)
+        except DataError as err:
+            if self.task.kind != "qa":
+                raise
+            self.log(f"stage 1: the English test set is not scored: {err}")
+            return []
+        if self.task.kind == "qa" and not all(e.answers for e in test):
+            self.log("stage 1: the English test set has questions without gold answers: not scored")
+            return []
+        return test
 
     # ------------------------------------------------------------------ stage 3
     def result_path(self, method: MethodConfig, language: str, seed: int) -> Path:
@@ -162,6 +223,10 @@ class Experiment:
         stage1_dir = self.stage1()
         name = method.method
         test = self.load(language, "test")
+        if self.task.kind == "qa":
+            self._require_answers(test, f"{language}/test")
+            if name == "translate-test":
+                self._require_answers([e.english for e in test], f"{language}/test (English side)")
         encoder = self._encoder_source(language) if name == "flare-mt" else None
         model = stages.stage3_model(name, cfg, method.adapter(cfg.adapter), head, stage1_dir,
                                     encoder.hidden_size if encoder else None, seed)
@@ -172,31 +237,33 @@ class Experiment:
             model = model.to(self.accelerator.device)
         else:
             train = self.load(language, "train", cfg.train.max_train_examples, seed)
-            valid = self.load(language, "validation")
+            valid = self.load(language, "validation", cfg.train.max_eval_examples, seed)
             valid_features = self._features(valid, name, encoder, f"{language}/validation", model)
             train_features = self._features(train, name, encoder, f"{language}/train", model)
             fit_result = fit(model, head, train_features, valid_features,
-                             cfg.train, seed, lambda p: self.score(p, valid)[self.primary_metric],
+                             cfg.train, seed, lambda p: self.score(p, valid, name)[self.primary_metric],
                              self.accelerator, desc=f"{method.name} {language} seed {seed}",
                              tensorboard_dir=self._tensorboard_dir(f"{method.name}/{language}/seed-{seed}"))
             model = self.accelerator.unwrap_model(model)
             if hasattr(model, "save_pretrained"):
                 model.save_pretrained(self.adapter_dir(method, language, seed))
             valid_scores = self.score(predict(model, head, valid_features, cfg.train.eval_batch_size, head.pad_id,
-                                              self.accelerator), valid)
+                                              self.accelerator), valid, name)
         eval_started = time.perf_counter()
         predictions = predict(model, head, test_features, cfg.train.eval_batch_size, head.pad_id, self.accelerator)
         eval_seconds = time.perf_counter() - eval_started
         result = {
             "schema": RESULT_SCHEMA, "task": cfg.task, "model": cfg.model, "method": method.name,
             "base_method": name, "language": language, "seed": seed,
-            "metrics": {"test": self.score(predictions, test), **({"validation": valid_scores} if valid_scores else {})},
+            "metrics": {"test": self.score(predictions, test, name),
+                        **({"validation": valid_scores} if valid_scores else {})},
             "primary_metric": self.primary_metric,
             "timings": {"train_seconds": fit_result.train_seconds if fit_result else 0.0,
                         "eval_seconds": eval_seconds, "total_seconds": time.perf_counter() - started},
             "training": {"best_epoch": fit_result.best_epoch, "history": fit_result.history} if fit_result else None,
             "english_side": self.english_side,
-            "predictions": {"ids": [e.id for e in test], "predicted": predictions, "gold": [e.label for e in test]},
+            "predictions": {"ids": [e.id for e in test], "predicted": predictions,
+                            "gold": self.references(test, name)},
             "config": cfg.to_dict(),
             "environment": {"torch": torch.__version__, "python": platform.python_version(),
                             "device": str(self.accelerator.device)},
@@ -215,7 +282,7 @@ class Experiment:
             limit = train.source_cache_limit_mb * 2**20 if train.source_cache_limit_mb else None
             add_source_states(model.to(self.accelerator.device), features, self.head.pad_id,
                               train.eval_batch_size, getattr(torch, train.source_cache_dtype), limit,
-                              log=lambda m: self.log(f"{where}: {m}"))
+                              log=lambda m: self.log(f"{where}: {m}"), cache_dir=train.source_cache_dir)
         return features
 
     def _encoder_source(self, language: str):
@@ -251,7 +318,7 @@ class Experiment:
         features = self._features(test, method.method, encoder, f"{on}/test", model)
         model = model.to(self.accelerator.device)
         return self.score(predict(model, head, features, self.config.train.eval_batch_size, head.pad_id,
-                                  self.accelerator), test)
+                                  self.accelerator), test, method.method)
 
     def run(self, method: str | None = None, language: str | None = None, seed: int | None = None) -> list[Path]:
         """Every (method, language, seed) run of the config, or those selected."""

@@ -1,4 +1,6 @@
-"""One training loop for every method and both stages (plain PyTorch + accelerate).
+"""One training loop for every method, both stages and both task kinds (plain PyTorch + accelerate).
+The head gives the loss inputs (labels, or answer start/end positions) and turns per-feature
+outputs into per-example predictions, so the loop itself knows neither.
 
 Evaluates on the validation set after every epoch and keeps the best adapter weights
 (the trainable parameters), restored at the end.
@@ -42,24 +44,26 @@ def make_accelerator(device: str = "auto", precision: str = "no") -> Accelerator
 
 @torch.no_grad()
 def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int, accelerator: Accelerator,
-            desc: str = "evaluate") -> list[int]:
-    """Predictions in the order of `features` (batched by length: less padding)."""
+            desc: str = "evaluate") -> list:
+    """One prediction per example, in example order: the head predicts each feature (batched by
+    length: less padding) and `head.finalize` joins the features of an example (QA windows)."""
     model.eval()
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     loader = DataLoader([features[i] for i in order], batch_size=batch_size, shuffle=False,
                         collate_fn=Collator(pad_id))
-    sorted_predictions: list[int] = []
+    sorted_outputs: list = []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         batch = _to(batch, accelerator.device)
-        sorted_predictions.extend(head.predict(model, batch, **source_kwargs(batch)).tolist())
-    predictions = [0] * len(features)
+        outputs = head.predict(model, batch, **source_kwargs(batch))
+        sorted_outputs.extend(outputs.tolist() if isinstance(outputs, torch.Tensor) else outputs)
+    per_feature: list = [None] * len(features)
     for position, index in enumerate(order):
-        predictions[index] = sorted_predictions[position]
-    return predictions
+        per_feature[index] = sorted_outputs[position]
+    return head.finalize(features, per_feature)
 
 
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
-        seed: int, score: Callable[[list[int]], float], accelerator: Accelerator, desc: str = "train",
+        seed: int, score: Callable[[list], float], accelerator: Accelerator, desc: str = "train",
         tensorboard_dir: Path | None = None) -> FitResult:
     """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch.
     With `tensorboard_dir`, the loss, learning rate and validation score are logged there."""
@@ -96,12 +100,11 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         for batch in loader:
             if step >= total_steps:
                 break
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        labels=batch["labels"], **source_kwargs(batch))
+            out = model(**head.model_inputs(batch), **source_kwargs(batch))
             loss = out.loss
             if not torch.isfinite(loss):
                 raise FlareError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning rate "
-                                 "or check the data (the best checkpoint so far is kept)")
+                                 "or check the data (no result is written for this run)")
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -130,6 +133,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         with torch.no_grad():
             for name, param in trainable_parameters(model).items():
                 param.copy_(best_state[name])
+    accelerator.free_memory()  # drop accelerate's references: a long experiment must not pile up models
     return result
 
 
