@@ -36,6 +36,7 @@ class TrainConfig:
     source_cache_dtype: str = "float16"
     source_cache_limit_mb: int | None = 8192
     source_cache_dir: str | None = None  # also keep the states on disk (memory-mapped) for later runs
+    checkpoint_steps: int | None = None  # also checkpoint every N steps (always after each epoch)
 
 
 @dataclass
@@ -116,6 +117,7 @@ class ExperimentConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     tensorboard: bool = False
     trust_remote_code: bool = False
+    resume: bool = False  # continue interrupted runs from their last checkpoint
 
     def __post_init__(self) -> None:
         if not self.languages:

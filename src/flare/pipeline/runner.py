@@ -16,6 +16,7 @@ import torch
 
 from flare.pipeline import stages
 from flare.errors import ConfigError, DataError
+from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, save_config
 from flare.pipeline.data import add_encoder_states, build_features
 from flare.pipeline.heads import BaseHead, create_head
@@ -158,6 +159,9 @@ class Experiment:
             return "f1"
         return "macro_f1" if self.task.name == "nusax" else "accuracy"
 
+    def checkpoint_dir(self, name: str) -> Path:
+        return self.output_dir / "checkpoints" / name
+
     def _tensorboard_dir(self, name: str) -> Path | None:
         return self.output_dir / "tensorboard" / name if self.config.tensorboard else None
 
@@ -182,7 +186,8 @@ class Experiment:
                     (("train", train), ("validation", valid), ("test", test))}
         result = fit(model, head, features["train"], features["validation"], cfg.stage1, cfg.stage1_seed,
                      lambda p: self.score(p, valid)[self.primary_metric], self.accelerator, desc="stage 1 (en)",
-                     tensorboard_dir=self._tensorboard_dir("stage1"))
+                     tensorboard_dir=self._tensorboard_dir("stage1"), checkpoint_dir=self.checkpoint_dir("stage1"),
+                     resume=cfg.resume, log=self.log)
         model = self.accelerator.unwrap_model(model)
         test_scores = None
         if test:
@@ -191,6 +196,7 @@ class Experiment:
         model.save_pretrained(str(self.stage1_dir))
         write_json(marker, {"language": self.english, "best_epoch": result.best_epoch, "history": result.history,
                             "test": test_scores, "train_seconds": result.train_seconds})
+        remove_checkpoints(self.checkpoint_dir("stage1"))
         if test_scores is not None:
             self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return self.stage1_dir
@@ -243,7 +249,9 @@ class Experiment:
             fit_result = fit(model, head, train_features, valid_features,
                              cfg.train, seed, lambda p: self.score(p, valid, name)[self.primary_metric],
                              self.accelerator, desc=f"{method.name} {language} seed {seed}",
-                             tensorboard_dir=self._tensorboard_dir(f"{method.name}/{language}/seed-{seed}"))
+                             tensorboard_dir=self._tensorboard_dir(f"{method.name}/{language}/seed-{seed}"),
+                             checkpoint_dir=self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"),
+                             resume=cfg.resume, log=self.log)
             model = self.accelerator.unwrap_model(model)
             if hasattr(model, "save_pretrained"):
                 model.save_pretrained(self.adapter_dir(method, language, seed))
@@ -337,6 +345,7 @@ class Experiment:
                         continue
                     result = self.run_one(method, language, seed)
                     write_json(path, result)
+                    remove_checkpoints(self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"))
                     test = result["metrics"]["test"]
                     self.log(f"{method.name:>15} {language:>5} seed {seed}: "
                              + ", ".join(f"{k} {v:.2f}" for k, v in test.items()))

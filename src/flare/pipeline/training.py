@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare.errors import FlareError
+from flare.pipeline.checkpoint import TrainingState, load_checkpoint, remove_checkpoints, save_checkpoint
 from flare.pipeline.config import TrainConfig
 from flare.pipeline.data import Collator, source_kwargs
 
@@ -64,9 +65,15 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
 
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
         seed: int, score: Callable[[list], float], accelerator: Accelerator, desc: str = "train",
-        tensorboard_dir: Path | None = None) -> FitResult:
+        tensorboard_dir: Path | None = None, checkpoint_dir: Path | None = None, resume: bool = False,
+        log: Callable[[str], None] = print) -> FitResult:
     """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch.
-    With `tensorboard_dir`, the loss, learning rate and validation score are logged there."""
+
+    With `tensorboard_dir`, the loss, learning rate and validation score are logged there. With
+    `checkpoint_dir`, a checkpoint is written after every epoch (and every
+    `config.checkpoint_steps` steps); `resume` continues from the last one exactly (same data
+    order, random states and schedule), so a killed run ends as an uninterrupted one would.
+    """
     set_seed(seed)
     writer = _tensorboard(tensorboard_dir) if accelerator.is_main_process else None
     params = trainable_parameters(model)
@@ -89,50 +96,72 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         model.gradient_checkpointing_enable()
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    result = FitResult(best_epoch=-1, best_score=-math.inf)
-    best_state: dict[str, torch.Tensor] | None = None
+    state = TrainingState(step=0, epoch=0, step_in_epoch=0, epoch_generator_state=generator.get_state(),
+                          best_score=-math.inf, best_epoch=-1, history=[], best_state=None)
+    if checkpoint_dir is not None and resume:
+        loaded = load_checkpoint(checkpoint_dir, trainable_parameters(model), optimizer, scheduler)
+        if loaded is not None:
+            state = loaded
+            log(f"{desc}: resuming after step {state.step} (epoch {state.epoch + 1})")
+    elif checkpoint_dir is not None:
+        remove_checkpoints(checkpoint_dir)  # a fresh start: an old run's checkpoint must not be mixed in
+
+    def checkpoint() -> None:
+        if checkpoint_dir is not None and accelerator.is_main_process:
+            save_checkpoint(checkpoint_dir, state, trainable_parameters(model), optimizer, scheduler)
+
     started = time.perf_counter()
-    step = 0
-    progress = tqdm(total=total_steps, desc=desc, disable=not accelerator.is_local_main_process)
-    for epoch in range(math.ceil(config.epochs)):
+    progress = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not accelerator.is_local_main_process)
+    for epoch in range(state.epoch, math.ceil(config.epochs)):
+        generator.set_state(state.epoch_generator_state)  # this epoch's data order, also after a resume
+        skip = state.step_in_epoch
         model.train()
         losses = []
-        for batch in loader:
-            if step >= total_steps:
+        for index, batch in enumerate(loader):
+            if index < skip:
+                continue  # used before the interruption
+            if state.step >= total_steps:
                 break
             out = model(**head.model_inputs(batch), **source_kwargs(batch))
             loss = out.loss
             if not torch.isfinite(loss):
-                raise FlareError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning rate "
-                                 "or check the data (no result is written for this run)")
+                raise FlareError(f"{desc}: the loss became {loss.item()} at step {state.step}; lower the learning "
+                                 "rate or check the data (the last checkpoint is kept; no result is written)")
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             losses.append(loss.item())
-            step += 1
+            state.step += 1
+            state.step_in_epoch = index + 1
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
             if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), step)
-                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], step)
+                writer.add_scalar("train/loss", loss.item(), state.step)
+                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], state.step)
+            if config.checkpoint_steps and state.step % config.checkpoint_steps == 0:
+                checkpoint()
         validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
                                    head.pad_id, accelerator, desc="validate"))
-        result.history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses)),
-                               "validation": validation})
+        state.history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses)),
+                              "validation": validation})
         if writer is not None:
             writer.add_scalar("validation/score", validation, epoch + 1)
-        if validation > result.best_score:
-            result.best_score, result.best_epoch = validation, epoch + 1
-            best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+        if validation > state.best_score:
+            state.best_score, state.best_epoch = validation, epoch + 1
+            state.best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+        state.epoch, state.step_in_epoch = epoch + 1, 0
+        state.epoch_generator_state = generator.get_state()
+        checkpoint()
     progress.close()
     if writer is not None:
         writer.close()
-    result.train_seconds = time.perf_counter() - started
-    if best_state is not None:
+    result = FitResult(best_epoch=state.best_epoch, best_score=state.best_score, history=state.history,
+                       train_seconds=time.perf_counter() - started)
+    if state.best_state is not None:
         with torch.no_grad():
             for name, param in trainable_parameters(model).items():
-                param.copy_(best_state[name])
+                param.copy_(state.best_state[name])
     accelerator.free_memory()  # drop accelerate's references: a long experiment must not pile up models
     return result
 

@@ -1,0 +1,105 @@
+"""Training checkpoints that survive kill -9: everything to continue a run exactly.
+
+A checkpoint is a folder `step-<n>/` (weights, optimizer moments, random states in safetensors;
+counters, schedule and history in JSON: nothing is pickled), written completely before the
+`latest` file is atomically switched to it; older folders are removed after. A crash at any
+moment leaves `latest` naming a complete checkpoint (or no checkpoint at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from flare.weights import save_weights
+
+LATEST = "latest"
+
+
+@dataclass
+class TrainingState:
+    step: int  # optimizer steps done
+    epoch: int  # the epoch in progress (0-based)
+    step_in_epoch: int  # batches of that epoch already used
+    epoch_generator_state: torch.Tensor  # the data-order generator at the start of that epoch
+    best_score: float
+    best_epoch: int
+    history: list[dict]
+    best_state: dict[str, torch.Tensor] | None
+
+
+def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, torch.Tensor], optimizer,
+                    scheduler) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    folder = directory / f"step-{state.step}"
+    shutil.rmtree(folder, ignore_errors=True)
+    tensors = {f"param.{n}": p for n, p in params.items()}
+    if state.best_state is not None:
+        tensors.update({f"best.{n}": t for n, t in state.best_state.items()})
+    optimizer_state = optimizer.state_dict()
+    for index, slots in optimizer_state["state"].items():
+        for slot, value in slots.items():
+            tensors[f"optimizer.{index}.{slot}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.epoch_generator"] = state.epoch_generator_state
+    if torch.cuda.is_available():
+        for device, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{device}"] = rng
+    save_weights(tensors, folder / "state.safetensors")
+    meta = {"step": state.step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+            "best_score": state.best_score, "best_epoch": state.best_epoch, "history": state.history,
+            "has_best": state.best_state is not None, "param_groups": optimizer_state["param_groups"],
+            "scheduler": {k: v for k, v in scheduler.state_dict().items() if _json_safe(v)}}
+    (folder / "state.json").write_text(json.dumps(meta))
+    tmp = directory / (LATEST + ".tmp")
+    tmp.write_text(folder.name)
+    os.replace(tmp, directory / LATEST)  # the switch: from here on, this checkpoint counts
+    for old in directory.glob("step-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_checkpoint(directory: Path, params: dict[str, torch.Tensor], optimizer, scheduler) -> TrainingState | None:
+    """Restore weights, optimizer, schedule and random states; None when there is no checkpoint."""
+    pointer = directory / LATEST
+    if not pointer.is_file():
+        return None
+    folder = directory / pointer.read_text().strip()
+    tensors = load_file(str(folder / "state.safetensors"))
+    meta = json.loads((folder / "state.json").read_text())
+    with torch.no_grad():
+        for name, param in params.items():
+            param.copy_(tensors[f"param.{name}"])
+    slots: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, slot = key.split(".", 2)
+            slots.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = sorted(k for k in tensors if k.startswith("rng.cuda."))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
+    return TrainingState(meta["step"], meta["epoch"], meta["step_in_epoch"], tensors["rng.epoch_generator"],
+                         meta["best_score"], meta["best_epoch"], meta["history"], best)
+
+
+def remove_checkpoints(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _json_safe(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False

@@ -1,0 +1,86 @@
+"""kill -9 in the middle of training, then --resume: the same final result as without the kill."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flare.pipeline.config import load_config
+from flare.pipeline.runner import Experiment
+
+SETTINGS = ["methods=[flare]", "languages=[jav]", "seeds=[1]", "stage1.epochs=1", "stage1.max_train_examples=16",
+            "train.epochs=40", "train.max_train_examples=32", "train.batch_size=8", "train.max_length=32",
+            "train.checkpoint_steps=2", "train.max_eval_examples=50"]
+
+
+def settings(model, output_dir):
+    return [f"model={model}", f"output_dir={output_dir}", f"mt_encoder={model}", *SETTINGS]
+
+
+def latest_step(run_dir):
+    pointer = run_dir / "checkpoints" / "flare" / "jav" / "seed-1" / "latest"
+    try:
+        return int(pointer.read_text().strip().split("-")[1])
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_checkpoints):
+    model = tiny_checkpoints["bert"]
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    Experiment(load_config(None, settings(model, reference_dir))).run()
+    reference = json.loads((reference_dir / "results" / "flare" / "jav" / "seed-1.json").read_text())
+
+    shutil.copytree(reference_dir / "stage1", killed_dir / "stage1")  # the same stage 1 for both
+    (tmp_path / "none.yaml").write_text("{}\n")
+    process = subprocess.Popen([sys.executable, "-m", "flare.cli.main", "train", str(tmp_path / "none.yaml"),
+                                *settings(model, killed_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while latest_step(killed_dir) < 8 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    result_path = killed_dir / "results" / "flare" / "jav" / "seed-1.json"
+    if result_path.exists():
+        pytest.fail("the training subprocess finished before it could be killed; make the run longer")
+    killed_at = latest_step(killed_dir)
+    assert 8 <= killed_at < 160
+
+    resumed_config = load_config(None, settings(model, killed_dir) + ["resume=true"])
+    messages = []
+    Experiment(resumed_config, log=messages.append).run()
+    assert any(f"resuming after step {killed_at}" in m for m in messages)
+    resumed = json.loads(result_path.read_text())
+    assert resumed["metrics"] == reference["metrics"]
+    assert resumed["predictions"] == reference["predictions"]
+    assert resumed["training"]["best_epoch"] == reference["training"]["best_epoch"]
+    assert not (killed_dir / "checkpoints" / "flare" / "jav" / "seed-1").exists()  # cleaned up after the result
+
+
+def test_without_resume_an_old_checkpoint_is_not_used(tmp_path, tiny_checkpoints):
+    model = tiny_checkpoints["bert"]
+    config = load_config(None, settings(model, tmp_path / "run") + ["train.epochs=2"])
+    experiment = Experiment(config, log=lambda m: None)
+    stale = experiment.checkpoint_dir("flare/jav/seed-1")
+    stale.mkdir(parents=True)
+    (stale / "latest").write_text("step-999")
+    experiment.run()
+    assert (tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").is_file()
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, tiny_checkpoints):
+    from flare.errors import FlareError
+
+    model = tiny_checkpoints["bert"]
+    config = load_config(None, settings(model, tmp_path / "run") + ["train.learning_rate=1e30",
+                                                                     "train.checkpoint_steps=1"])
+    experiment = Experiment(config, log=lambda m: None)
+    with pytest.raises(FlareError, match="the loss became nan"):
+        experiment.run()
+    assert (experiment.checkpoint_dir("flare/jav/seed-1") / "latest").is_file()
+    assert not (tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").exists()
