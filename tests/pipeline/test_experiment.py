@@ -70,3 +70,24 @@ def test_qa_with_an_encoder_decoder_is_refused_clearly(tmp_path_factory):
     tiny_model("mt5").save_pretrained(folder)
     with pytest.raises(ConfigError, match="encoder-decoder models"):
         create_head(get_task("tydiqa"), str(folder), 64)
+
+
+def test_decoder_in_4bit_runs_lora_and_flare(tmp_path, tiny_checkpoints):
+    pytest.importorskip("bitsandbytes")
+    config = tiny_config(tmp_path, tiny_checkpoints["llama"], "[zero-shot,lora,flare]")
+    config.quantization = "4bit"
+    messages = []
+    written = Experiment(config, log=messages.append).run()
+    assert len(written) == 3
+    assert any("no CUDA device" in m for m in messages)
+    result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert result["config"]["quantization"] == "4bit"
+
+
+def test_unknown_quantization_is_refused(tmp_path, tiny_checkpoints):
+    from flare.errors import ConfigError
+
+    config = tiny_config(tmp_path, tiny_checkpoints["bert"], "[lora]")
+    config.quantization = "3bit"
+    with pytest.raises(ConfigError, match="quantization must be 4bit, 8bit or null"):
+        Experiment(config).run()

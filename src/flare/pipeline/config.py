@@ -117,6 +117,8 @@ class ExperimentConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     tensorboard: bool = False
     trust_remote_code: bool = False
+    dtype: str | None = None  # weights of the base model: bfloat16, float16, float32 (null: as saved)
+    quantization: str | None = None  # "4bit" (NF4, as the paper's decoders) or "8bit" (bitsandbytes)
     resume: bool = False  # continue interrupted runs from their last checkpoint
 
     def __post_init__(self) -> None:

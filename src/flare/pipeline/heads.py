@@ -64,6 +64,8 @@ class BaseHead:
         self.max_length = max_length
         self.text_prefix = text_prefix
         self.trust_remote_code = trust_remote_code
+        # from_pretrained options of the model: remote code, weight dtype, quantization (model_load_options)
+        self.load_options: dict = {"trust_remote_code": trust_remote_code}
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -83,6 +85,34 @@ class BaseHead:
     def references(self, examples) -> list:
         """What the task metric compares the predictions of `examples` with."""
         return [e.label for e in examples]
+
+
+def model_load_options(trust_remote_code: bool = False, dtype: str | None = None,
+                       quantization: str | None = None, log=logger.info) -> dict:
+    """from_pretrained options: weights in `dtype`; `quantization="4bit"` loads the base in 4-bit NF4
+    (bitsandbytes), as in the paper's Llama and Gemma runs."""
+    options: dict = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:
+        options["dtype"] = getattr(torch, dtype)
+    if quantization is not None:
+        if quantization not in ("4bit", "8bit"):
+            raise ConfigError(f"quantization must be 4bit, 8bit or null, got {quantization!r}")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as err:
+            raise ConfigError("quantization needs bitsandbytes: pip install 'flare-xl[quant]'") from err
+        from transformers import BitsAndBytesConfig
+
+        cuda = torch.cuda.is_available()
+        if not cuda:
+            log("no CUDA device: bitsandbytes runs the quantized layers on the CPU, which is slow "
+                "(fine for small models and tests)")
+        compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        options["quantization_config"] = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+            if quantization == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
+        options["device_map"] = {"": torch.cuda.current_device() if cuda else "cpu"}
+    return options
 
 
 def create_head(task, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False,
@@ -127,7 +157,7 @@ class EncoderClassifier(ClassificationHead):
     def load_model(self):
         model, info = AutoModelForSequenceClassification.from_pretrained(
             self.model_path, num_labels=len(self.label_names), output_loading_info=True,
-            trust_remote_code=self.trust_remote_code)
+            **self.load_options)
         heads = ["classifier", "score"]
         if any(".pooler." in key or key.startswith("pooler.") for key in info["missing_keys"]):
             heads.append("pooler")  # no pretrained pooler (e5): train it with the classifier
@@ -174,7 +204,7 @@ class DecoderLabelWords(ClassificationHead):
 
     def load_model(self):
         self.trainable_heads = []
-        return AutoModelForCausalLM.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+        return AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
 
     def render(self, fields: tuple[str, ...]) -> str:
         if self.prompt is None:
@@ -231,7 +261,7 @@ class Seq2SeqLabelWords(DecoderLabelWords):
 
     def load_model(self):
         self.trainable_heads = []
-        return AutoModelForSeq2SeqLM.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+        return AutoModelForSeq2SeqLM.from_pretrained(self.model_path, **self.load_options)
 
     def encode(self, fields, label: int, paired=None) -> Encoded:
         text = self.render(fields) if paired is None else "English: " + "\n".join(paired) + "\n" + self.render(fields)

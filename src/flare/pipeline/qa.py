@@ -181,7 +181,7 @@ class EncoderSpanQA(QAHead):
 
     def load_model(self):
         model, info = AutoModelForQuestionAnswering.from_pretrained(
-            self.model_path, num_labels=2, output_loading_info=True, trust_remote_code=self.trust_remote_code)
+            self.model_path, num_labels=2, output_loading_info=True, **self.load_options)
         if any("qa_outputs" in key for key in info["missing_keys"]):
             logger.info("%s has no pretrained QA head: qa_outputs starts random and trains", self.model_path)
         self.trainable_heads = [h for h in ("qa_outputs",) if _has_module(model, h)]
@@ -298,7 +298,7 @@ class DecoderGenerativeQA(QAHead):
 
     def load_model(self):
         self.trainable_heads = []
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
         eos = getattr(model.generation_config, "eos_token_id", None)
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.stop_ids = sorted({self.tokenizer.eos_token_id, *eos} - {None})

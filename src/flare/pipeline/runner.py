@@ -19,7 +19,7 @@ from flare.errors import ConfigError, DataError
 from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, save_config
 from flare.pipeline.data import add_encoder_states, build_features
-from flare.pipeline.heads import BaseHead, create_head
+from flare.pipeline.heads import BaseHead, create_head, model_load_options
 from flare.pipeline.training import fit, make_accelerator, predict
 from flare.pretrained.resolve import resolve_model
 from flare.tasks import get_task
@@ -64,6 +64,8 @@ class Experiment:
             self._head = create_head(self.task, self.resolved.path_or_id, self.config.train.max_length,
                                      self.config.text_prefix, self.config.trust_remote_code,
                                      QASettings(**dataclasses.asdict(self.config.qa)))
+            self._head.load_options = model_load_options(self.config.trust_remote_code, self.config.dtype,
+                                                         self.config.quantization, log=self.log)
         return self._head
 
     @property
