@@ -57,6 +57,9 @@ def build_features(examples: Sequence, head, method: str, where: str = "") -> li
                 encoded = head.encode(example.texts, example.label)
             items = [{"input_ids": encoded.input_ids, "labels": encoded.labels}]
             source = {"source_input_ids": head.source_ids(example.english)} if method in USES_ENGLISH_SOURCE else {}
+        if not all(item["input_ids"] for item in items) or source.get("source_input_ids") == []:
+            raise DataError(f"example {example.id!r} gives no tokens (its text is empty or whitespace only)",
+                            path=where or None, hint="fill in the text or remove the example")
         for item in items:
             features.append({"id": example.id, "example_index": index, **item, **source})
     return features
