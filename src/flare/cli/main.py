@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from flare.cli.models import models_fetch, models_list
 from flare.errors import FlareError
@@ -35,13 +36,16 @@ app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE settings that override the file.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last checkpoint.")]
 
 
-def _experiment(config: Path, overrides: list[str] | None):
+def _experiment(config: Path, overrides: list[str] | None, resume: bool = False):
     from flare.pipeline.config import load_config
     from flare.pipeline.runner import Experiment
 
-    return Experiment(load_config(config, overrides or []), log=lambda m: console.print(escape(m)))
+    settings = load_config(config, overrides or [])
+    settings.resume = settings.resume or resume
+    return Experiment(settings, log=lambda m: console.print(escape(m)))
 
 
 def _fail(err: Exception) -> None:
@@ -59,10 +63,10 @@ def _print_report(run_dir: Path) -> None:
 
 
 @app.command()
-def run(config: ConfigArg, overrides: Overrides = None) -> None:
+def run(config: ConfigArg, overrides: Overrides = None, resume: Resume = False) -> None:
     """The whole experiment: stage 1, every method x language x seed, then the report."""
     try:
-        experiment = _experiment(config, overrides)
+        experiment = _experiment(config, overrides, resume)
         experiment.run()
         _print_report(experiment.output_dir)
     except FlareError as err:
@@ -70,10 +74,10 @@ def run(config: ConfigArg, overrides: Overrides = None) -> None:
 
 
 @app.command()
-def finetune(config: ConfigArg, overrides: Overrides = None) -> None:
+def finetune(config: ConfigArg, overrides: Overrides = None, resume: Resume = False) -> None:
     """Stage 1: plain LoRA and the task head on English task data."""
     try:
-        experiment = _experiment(config, overrides)
+        experiment = _experiment(config, overrides, resume)
         console.print(f"stage-1 adapter: {experiment.stage1()}")
     except FlareError as err:
         _fail(err)
@@ -96,10 +100,11 @@ def translate(config: ConfigArg, overrides: Overrides = None) -> None:
 def train(config: ConfigArg, overrides: Overrides = None,
           method: Annotated[Optional[str], typer.Option(help="Only this method (its name in the config).")] = None,
           language: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
-          seed: Annotated[Optional[int], typer.Option(help="Only this seed.")] = None) -> None:
+          seed: Annotated[Optional[int], typer.Option(help="Only this seed.")] = None,
+          resume: Resume = False) -> None:
     """Stage 3 runs (all of the config's, or the one selected), results written as JSON."""
     try:
-        experiment = _experiment(config, overrides)
+        experiment = _experiment(config, overrides, resume)
         experiment.run(method=method, language=language, seed=seed)
     except FlareError as err:
         _fail(err)
@@ -152,28 +157,82 @@ def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny'
     console.print(f"written: {out}")
 
 
-@app.command()
-def data(task: Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")] = "nusax",
-         data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the task folders.")] = None) -> None:
+class _DataGroup(TyperGroup):
+    """`flare data TASK` and a bare `flare data` still mean `flare data show ...`."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+data_app = typer.Typer(cls=_DataGroup, no_args_is_help=False,
+                       help="Task data: where it was found (show, the default) and downloading it (fetch).")
+app.add_typer(data_app, name="data")
+TaskArg = Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")]
+
+
+@data_app.command("show")
+def data_show(task: TaskArg = "nusax",
+              data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the task folders.")] = None) -> None:
     """Show where the task data was found and how many examples each split has."""
     from rich.table import Table
 
+    from flare.errors import DataError
     from flare.tasks import describe, get_task
     from flare.tasks.data_root import find_data_root
 
+    counts: dict[str, dict[str, int] | None] = {}
     try:
         task_obj = get_task(task)
-        root = find_data_root(data_dir)
+        root = find_data_root(data_dir, needs=getattr(task_obj, "folder", None) or None)
         console.print(f"data root: {root}")
-        counts = describe(task_obj, root.path)
+        for language in task_obj.languages:
+            try:
+                counts.update(describe(task_obj, root.path, [language]))
+            except DataError as err:
+                if err.path is None or Path(err.path).exists():
+                    raise
+                counts[language] = None  # its files are not in this root (e.g. a partial fetch)
     except FlareError as err:
         _fail(err)
-    table = Table(title=f"{task}: examples per split")
+    missing = [language for language, splits in counts.items() if splits is None]
+    caption = (f"missing here: {', '.join(missing)} (flare data fetch {task} --language LANG)" if missing else None)
+    table = Table(title=f"{task}: examples per split", caption=caption)
     for column in ("language", "train", "validation", "test"):
         table.add_column(column)
     for language, splits in counts.items():
-        table.add_row(language, *(str(splits.get(s, "-")) for s in ("train", "validation", "test")))
+        if splits is None:
+            table.add_row(language, "missing", "missing", "missing")
+        else:
+            table.add_row(language, *(str(splits.get(s, "-")) for s in ("train", "validation", "test")))
     Console().print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    task: Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")],
+    to: Annotated[Optional[Path], typer.Option("--to", help="Data root to write into "
+                                               "(default: $FLARE_CACHE/data, else ~/.cache/flare/data).")] = None,
+    language: Annotated[Optional[list[str]], typer.Option(
+        "--language", "-l", help="Fetch only this language (repeat for more); English always comes too.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if the files are there.")] = False,
+) -> None:
+    """Download a task's data from its public home and lay it out as the loaders expect.
+
+    docs/data.md lists the URLs and licenses.  Prints the data root on stdout."""
+    from flare.tasks.data_root import download_root
+    from flare.tasks.download import fetch_task_data
+
+    try:
+        root = fetch_task_data(task, to, language or None, force=force, log=lambda m: console.print(escape(m)))
+    except FlareError as err:
+        _fail(err)
+    if root.resolve() == download_root().resolve():
+        console.print(f"data root: {root} (searched by default, after ../shared/data)")
+    else:
+        console.print(f"data root: {root} (not searched by default: pass --data-dir {root} or set FLARE_DATA)")
+    print(root)  # plain stdout, so scripts can capture the path
 
 
 if __name__ == "__main__":
