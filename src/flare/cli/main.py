@@ -68,7 +68,8 @@ def run(config: ConfigArg, overrides: Overrides = None, resume: Resume = False) 
     try:
         experiment = _experiment(config, overrides, resume)
         experiment.run()
-        _print_report(experiment.output_dir)
+        if experiment.accelerator.is_main_process:
+            _print_report(experiment.output_dir)
     except FlareError as err:
         _fail(err)
 

@@ -195,10 +195,13 @@ class Experiment:
         if test:
             test_scores = self.score(predict(model, head, features["test"], cfg.stage1.eval_batch_size,
                                              head.pad_id, self.accelerator), test)
-        model.save_pretrained(str(self.stage1_dir))
-        write_json(marker, {"language": self.english, "best_epoch": result.best_epoch, "history": result.history,
-                            "test": test_scores, "train_seconds": result.train_seconds})
-        remove_checkpoints(self.checkpoint_dir("stage1"))
+        if self.accelerator.is_main_process:  # with several processes, one writes
+            model.save_pretrained(str(self.stage1_dir))
+            write_json(marker, {"language": self.english, "best_epoch": result.best_epoch,
+                                "history": result.history, "test": test_scores,
+                                "train_seconds": result.train_seconds})
+            remove_checkpoints(self.checkpoint_dir("stage1"))
+        self.accelerator.wait_for_everyone()
         if test_scores is not None:
             self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return self.stage1_dir
@@ -255,7 +258,7 @@ class Experiment:
                              checkpoint_dir=self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"),
                              resume=cfg.resume, log=self.log)
             model = self.accelerator.unwrap_model(model)
-            if hasattr(model, "save_pretrained"):
+            if hasattr(model, "save_pretrained") and self.accelerator.is_main_process:
                 model.save_pretrained(self.adapter_dir(method, language, seed))
             valid_scores = self.score(predict(model, head, valid_features, cfg.train.eval_batch_size, head.pad_id,
                                               self.accelerator), valid, name)
@@ -332,7 +335,8 @@ class Experiment:
 
     def run(self, method: str | None = None, language: str | None = None, seed: int | None = None) -> list[Path]:
         """Every (method, language, seed) run of the config, or those selected."""
-        save_config(self.config, self.output_dir / "config.yaml")
+        if self.accelerator.is_main_process:
+            save_config(self.config, self.output_dir / "config.yaml")
         self.stage1()
         methods = [self.method(method)] if method else self.config.methods
         languages = [language] if language else self.config.languages
@@ -346,8 +350,10 @@ class Experiment:
                         self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
                         continue
                     result = self.run_one(method, language, seed)
-                    write_json(path, result)
-                    remove_checkpoints(self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"))
+                    if self.accelerator.is_main_process:
+                        write_json(path, result)
+                        remove_checkpoints(self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"))
+                    self.accelerator.wait_for_everyone()
                     test = result["metrics"]["test"]
                     self.log(f"{method.name:>15} {language:>5} seed {seed}: "
                              + ", ".join(f"{k} {v:.2f}" for k, v in test.items()))

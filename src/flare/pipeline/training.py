@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -40,7 +40,10 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
 
 
 def make_accelerator(device: str = "auto", precision: str = "no") -> Accelerator:
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision)
+    """Under `accelerate launch` / torchrun the processes share each batch: `batch_size` is the
+    global batch, split between them, so N processes train as one process would."""
+    return Accelerator(cpu=device == "cpu", mixed_precision=precision,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 @torch.no_grad()
