@@ -19,7 +19,7 @@ def tiny_checkpoints(tmp_path_factory, data_root):
     """Tiny random encoder and decoder checkpoints, saved with a tokenizer, as a user's folder."""
     tokenizer = tiny_tokenizer(_corpus(data_root))
     folders = {}
-    for family in ("bert", "llama"):
+    for family in ("bert", "llama", "mt5"):
         folder = tmp_path_factory.mktemp(family)
         model = tiny_model(family)
         model.save_pretrained(folder)

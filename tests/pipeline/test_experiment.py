@@ -18,9 +18,11 @@ def tiny_config(tmp_path, model, methods):
                               f"mt_encoder={model}", *FAST])
 
 
-@pytest.mark.parametrize("family", ["bert", "llama"])
+@pytest.mark.parametrize("family", ["bert", "llama", "mt5"])
 def test_every_method_runs_and_writes_its_result(tmp_path, tiny_checkpoints, family):
     methods = ["zero-shot", "translate-test", "lora", "flare", "flare-mt", "input-fusion", "xmixup"]
+    if family == "mt5":  # X-Mixup is refused for encoder-decoders (see test below)
+        methods.remove("xmixup")
     experiment = Experiment(tiny_config(tmp_path, tiny_checkpoints[family], "[" + ",".join(methods) + "]"))
     written = experiment.run()
     assert len(written) == len(methods)
@@ -91,3 +93,10 @@ def test_unknown_quantization_is_refused(tmp_path, tiny_checkpoints):
     config.quantization = "3bit"
     with pytest.raises(ConfigError, match="quantization must be 4bit, 8bit or null"):
         Experiment(config).run()
+
+
+def test_xmixup_is_refused_for_encoder_decoders(tmp_path, tiny_checkpoints):
+    from flare.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="encoder-decoder models"):
+        Experiment(tiny_config(tmp_path, tiny_checkpoints["mt5"], "[xmixup]")).run()

@@ -190,21 +190,29 @@ class EncoderClassifier(ClassificationHead):
         return self.loss_and_predictions(model, batch, **source)[1]
 
 
-class DecoderLabelWords(ClassificationHead):
+class CausalLMHead:
+    """What decoder heads share: LoRA on every linear layer (as the paper's decoder runs), no extra
+    head (the LM head answers), right padding for training."""
+
     kind = "decoder"
-    lora_targets = "all-linear"  # as in the paper's decoder runs
+    lora_targets = "all-linear"
     trainable_heads: list[str] = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.tokenizer.padding_side = "right"
-        self.prompt = PROMPTS.get(self.task_name)
-        # " negative" etc.: the label word with its leading space, then end of sequence
-        self.label_ids = [self.tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in self.label_names]
 
     def load_model(self):
         self.trainable_heads = []
         return AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
+
+
+class DecoderLabelWords(CausalLMHead, ClassificationHead):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prompt = PROMPTS.get(self.task_name)
+        # " negative" etc.: the label word with its leading space, then end of sequence
+        self.label_ids = [self.tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in self.label_names]
 
     def render(self, fields: tuple[str, ...]) -> str:
         if self.prompt is None:

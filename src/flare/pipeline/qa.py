@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForQuestionAnswering
+from transformers import AutoModelForQuestionAnswering
 
 from flare.errors import ConfigError
-from flare.pipeline.heads import BaseHead, _has_module
+from flare.pipeline.heads import BaseHead, CausalLMHead, _has_module
 from flare.tasks.examples import QAExample
 
 logger = logging.getLogger(__name__)
@@ -287,18 +287,9 @@ class EncoderSpanQA(QAHead):
         return [best_answer(contexts[i], by_example[i]) for i in sorted(by_example)]
 
 
-class DecoderGenerativeQA(QAHead):
-    kind = "decoder"
-    lora_targets = "all-linear"  # as in the paper's decoder runs
-    trainable_heads: list[str] = []
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tokenizer.padding_side = "right"
-
+class DecoderGenerativeQA(CausalLMHead, QAHead):
     def load_model(self):
-        self.trainable_heads = []
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
+        model = super().load_model()
         eos = getattr(model.generation_config, "eos_token_id", None)
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.stop_ids = sorted({self.tokenizer.eos_token_id, *eos} - {None})

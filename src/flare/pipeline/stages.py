@@ -8,6 +8,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from flare.core.config import FlareConfig
 from flare.core.model import get_flare_model
+from flare.errors import ConfigError
 from flare.pipeline.config import AdapterConfig, ExperimentConfig
 
 STAGE1_ADAPTER = "english"
@@ -39,6 +40,9 @@ def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, 
     if method == "xmixup":
         from flare.baselines.xmixup import XMixupConfig, XMixupModel
 
+        if head.kind == "encoder-decoder":
+            raise ConfigError("xmixup runs with encoder and decoder models; encoder-decoder models "
+                              "(its source pass has no decoder input) are not supported")
         lora = get_peft_model(stage1.merge_and_unload(), lora_config(adapter, head))
         return XMixupModel(lora, XMixupConfig(**config.xmixup))
     flare_config = FlareConfig(
