@@ -79,3 +79,23 @@ def test_translation_encoder_gets_the_target_language_tag():
     source = EncoderSource(m2m.get_encoder(), tokenizer, language="javanese", family="nllb")
     states, _ = source(["aku seneng"])
     assert tokenizer.seen == "jav_Latn" and states.shape == (1, 3, 16)
+
+
+def test_encoder_states_are_computed_once_in_half_precision_with_a_size_estimate():
+    from flare.errors import DataError
+    from flare.pipeline.data import add_encoder_states
+    from flare.tasks.examples import ClassificationExample
+
+    source = bert_encoder_source()
+    examples = [ClassificationExample(str(i), (text,), 0) for i, text in enumerate(TEXTS)]
+    features = [{"example_index": i} for i in range(len(examples))]
+    messages = []
+    add_encoder_states(features, examples, source, log=messages.append)
+    assert "encoder-state cache: 3 examples" in messages[0]
+    expected, mask = source(TEXTS)
+    for i, feature in enumerate(features):
+        assert feature["source_encoder_states"].dtype == torch.float16
+        torch.testing.assert_close(feature["source_encoder_states"].float(), expected[i, mask[i].bool()],
+                                   rtol=1e-2, atol=1e-2)
+    with pytest.raises(DataError, match="over the limit"):
+        add_encoder_states(features, examples, source, limit_bytes=10, log=lambda m: None)

@@ -286,16 +286,18 @@ class Experiment:
 
     def _features(self, examples, method: str, encoder, where: str, model=None) -> list[dict]:
         features = build_features(examples, self.head, method, where)
-        if encoder is not None:
-            add_encoder_states(features, examples, encoder, self.config.text_prefix)
         train = self.config.train
+        dtype = getattr(torch, train.source_cache_dtype)
+        limit = train.source_cache_limit_mb * 2**20 if train.source_cache_limit_mb else None
+        log = lambda message: self.log(f"{where}: {message}")  # noqa: E731
+        if encoder is not None:  # FLARE-MT: the encoder runs once per example
+            add_encoder_states(features, examples, encoder, self.config.text_prefix, train.eval_batch_size,
+                               dtype, limit, log)
         if method == "flare" and train.source_cache and model is not None:
             from flare.sources.cache import add_source_states
 
-            limit = train.source_cache_limit_mb * 2**20 if train.source_cache_limit_mb else None
             add_source_states(model.to(self.accelerator.device), features, self.head.pad_id,
-                              train.eval_batch_size, getattr(torch, train.source_cache_dtype), limit,
-                              log=lambda m: self.log(f"{where}: {m}"), cache_dir=train.source_cache_dir)
+                              train.eval_batch_size, dtype, limit, log, cache_dir=train.source_cache_dir)
         return features
 
     def _encoder_source(self, language: str):
