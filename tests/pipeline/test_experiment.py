@@ -100,3 +100,32 @@ def test_xmixup_is_refused_for_encoder_decoders(tmp_path, tiny_checkpoints):
 
     with pytest.raises(ConfigError, match="encoder-decoder models"):
         Experiment(tiny_config(tmp_path, tiny_checkpoints["mt5"], "[xmixup]")).run()
+
+
+class _MarkingTranslator:
+    """Stands in for an MT model: marks each text with its direction, and counts calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def translate(self, texts, src, tgt):
+        self.calls.append((src, tgt, len(texts)))
+        return [f"[{src}->{tgt}] {t}" for t in texts]
+
+
+def test_machine_translation_replaces_the_human_sides(tmp_path, tiny_checkpoints, monkeypatch):
+    translator = _MarkingTranslator()
+    monkeypatch.setattr(Experiment, "translator", property(lambda self: translator))
+    config = tiny_config(tmp_path, tiny_checkpoints["bert"], "[translate-test,flare]")
+    config.translation.model = "stand-in-mt"
+    experiment = Experiment(config)
+    test = experiment.load("jav", "test")
+    assert all(e.english[0].startswith("[jav->eng] ") for e in test)  # target test into English
+    assert not test[0].texts[0].startswith("[")  # the real target test set stays
+    train = experiment.load("jav", "train", limit=5)
+    assert all(e.texts[0].startswith("[eng->jav] ") for e in train)  # translate-train
+    assert all(not e.english[0].startswith("[") for e in train)  # the English originals
+    experiment.run()
+    result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert result["english_side"] == "machine translation (stand-in-mt)"
+    assert ("jav", "eng", 400) in translator.calls
