@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from flare.cli.main import app
@@ -129,3 +130,17 @@ def test_machine_translation_replaces_the_human_sides(tmp_path, tiny_checkpoints
     result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
     assert result["english_side"] == "machine translation (stand-in-mt)"
     assert ("jav", "eng", 400) in translator.calls
+
+
+def test_same_seed_same_stage1_and_stage3(tmp_path, tiny_checkpoints):
+    from safetensors.torch import load_file
+
+    outputs = []
+    for name in ("a", "b"):
+        Experiment(tiny_config(tmp_path / name, tiny_checkpoints["bert"], "[lora]")).run()
+        outputs.append(tmp_path / name / "run")
+    first, second = (load_file(str(o / "stage1" / "adapter_model.safetensors")) for o in outputs)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    results = [json.loads((o / "results" / "lora" / "jav" / "seed-1.json").read_text()) for o in outputs]
+    assert results[0]["predictions"] == results[1]["predictions"]
+    assert results[0]["training"]["history"] == results[1]["training"]["history"]

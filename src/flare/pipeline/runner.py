@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 
 from flare.pipeline import stages
 from flare.errors import ConfigError, DataError
@@ -183,6 +184,7 @@ class Experiment:
         valid = self.load(self.english, "validation", cfg.stage1.max_eval_examples, cfg.stage1_seed)
         test = self._stage1_test()
         head = self.head
+        set_seed(cfg.stage1_seed)  # the new head and LoRA weights are drawn from the seeded generator
         model = stages.new_stage1_model(cfg, head)
         features = {name: build_features(ex, head, "zero-shot") for name, ex in
                     (("train", train), ("validation", valid), ("test", test))}
@@ -239,6 +241,7 @@ class Experiment:
             if name == "translate-test":
                 self._require_answers([e.english for e in test], f"{language}/test (English side)")
         encoder = self._encoder_source(language) if name == "flare-mt" else None
+        set_seed(seed)
         model = stages.stage3_model(name, cfg, method.adapter(cfg.adapter), head, stage1_dir,
                                     encoder.hidden_size if encoder else None, seed)
         test_features = self._features(test, name, encoder, f"{language}/test", model)
