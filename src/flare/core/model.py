@@ -34,6 +34,7 @@ from flare.core.introspect import (
     fusing_stack,
     is_encoder_decoder,
     linear_module_suffixes,
+    text_config,
 )
 from flare.core.states import SourceStates
 from flare.errors import ConfigError, FlareError
@@ -192,8 +193,7 @@ class FlareModel(nn.Module):
         return plan
 
     def _hidden_size(self) -> int | None:
-        config = self.model.config
-        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        config = text_config(self.model)
         return getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
 
     def _in_features(self, name: str) -> int:
@@ -251,6 +251,7 @@ class FlareModel(nn.Module):
         dropout = layer.lora_dropout[ADAPTER]
         fusion_key = name.replace(".", "__")
         fusion_name = self.flare_config.fusion
+        sequence_fusion = is_sequence_fusion(fusion_name)  # decided once, not on every call
 
         def hook(lora_a: nn.Linear, args, target: torch.Tensor):
             context = self._context
@@ -267,7 +268,7 @@ class FlareModel(nn.Module):
                     f"source batch size {source.shape[0]} differs from the target's {target.shape[0]}"
                 )
             source = source.to(lora_a.weight.dtype)
-            if is_sequence_fusion(fusion_name):
+            if sequence_fusion:
                 source_r = F.linear(dropout(source), lora_a.weight)
                 return self.fusions[fusion_key](source_r, context.source_mask, target)
             index, valid = context.alignment.index(target.shape[-2], context.position_offset)
