@@ -4,11 +4,20 @@ Every method runs in a fresh subprocess (so that its peak memory is its own), on
 other in one invocation, on the same model, batch and length; figures are reported as ratios to
 PEFT's own LoRA measured in the same run. Training step = forward + backward + optimizer step
 (and, for cached FLARE, collating the cached states, as the training loop does).
+
+With `profile`, the measured training steps also run under cProfile, and the time spent in the
+bodies of flare's own functions (hooks, alignment, fusion dispatch, collation: their "tottime",
+which leaves out the torch operations they call) is reported as a share of the step: the Python
+overhead of the capture and fusion machinery. Deterministic profiling slows Python down, so the
+share is an upper bound. The synthetic sizes "random-base" and "random-large" (BERT-base and
+-large shapes, random weights, small vocabulary) show how that overhead grows with the model.
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
+import pstats
 import resource
 import statistics
 import subprocess
@@ -34,21 +43,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+# Random-weight shapes: step time depends on the shape, not on the values.
+SYNTHETIC = {"tiny": (4, 128, 4), "random-base": (12, 768, 12), "random-large": (24, 1024, 16)}
+
+
 def _build_model(model_name: str):
     from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-    if model_name == "tiny":
+    if model_name in SYNTHETIC:
+        layers, hidden, heads = SYNTHETIC[model_name]
         torch.manual_seed(0)
-        config = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                            intermediate_size=512, num_labels=3)
+        config = BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                            intermediate_size=4 * hidden, num_labels=3)
         return BertForSequenceClassification(config)
     from flare.pretrained.resolve import resolve_model
 
     return AutoModelForSequenceClassification.from_pretrained(resolve_model(model_name).path_or_id, num_labels=3)
 
 
+def flare_python_seconds(profiler: cProfile.Profile) -> float:
+    """Seconds spent in the bodies of flare's functions (not in what they call), bench excluded."""
+    package = str(Path(__file__).parent)
+    return sum(stat[2] for (filename, _, _), stat in pstats.Stats(profiler).stats.items()
+               if filename.startswith(package) and not filename.endswith("bench.py"))
+
+
 def measure(method: str, model_name: str, batch_size: int, length: int, steps: int, warmup: int,
-            threads: int | None) -> dict:
+            threads: int | None, profile: bool = False) -> dict:
     """Runs in the worker process."""
     from peft import LoraConfig, get_peft_model
 
@@ -114,6 +135,15 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
         step()
         if i >= warmup:
             times.append(time.perf_counter() - started)
+    profiled = {}
+    if profile:  # separate steps: the profiler's own cost must not touch the timings above
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.runcall(lambda: [step() for _ in range(steps)])
+        total = time.perf_counter() - started
+        profiled = {"profiled_step_seconds": total / steps,
+                    "flare_python_seconds_per_step": flare_python_seconds(profiler) / steps,
+                    "flare_python_share": flare_python_seconds(profiler) / total}
     model.eval()
     eval_times = []
     with torch.no_grad():
@@ -126,20 +156,20 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
     return {"method": method, "step_seconds": statistics.median(times), "step_times": times,
             "eval_examples_per_second": batch_size / statistics.median(eval_times),
             "peak_rss_mb": _rss_mb(), "rss_before_training_mb": baseline,
-            "trainable_parameters": sum(p.numel() for p in params), "note": NOTES[method]}
+            "trainable_parameters": sum(p.numel() for p in params), "note": NOTES[method], **profiled}
 
 
 def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 128, steps: int = 5,
               warmup: int = 2, threads: int | None = 2, methods: tuple[str, ...] = METHODS,
-              log=print) -> dict:
-    if model_name != "tiny":
+              log=print, profile: bool = False) -> dict:
+    if model_name not in SYNTHETIC:
         from flare.pretrained.resolve import resolve_model
 
         resolve_model(model_name)  # provision once, outside the workers
     rows = []
     for method in methods:
         spec = json.dumps({"method": method, "model_name": model_name, "batch_size": batch_size, "length": length,
-                           "steps": steps, "warmup": warmup, "threads": threads})
+                           "steps": steps, "warmup": warmup, "threads": threads, "profile": profile})
         log(f"bench: {method} ...")
         done = subprocess.run([sys.executable, "-m", "flare.bench", spec], capture_output=True, text=True)
         if done.returncode != 0:
@@ -151,7 +181,7 @@ def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 
         row["memory_ratio"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
         row["eval_ratio"] = row["eval_examples_per_second"] / reference["eval_examples_per_second"]
     return {"model": model_name, "batch_size": batch_size, "length": length, "steps": steps, "warmup": warmup,
-            "threads": threads, "torch": torch.__version__, "reference": reference["method"], "rows": rows,
+            "threads": threads, "profile": profile, "torch": torch.__version__, "reference": reference["method"], "rows": rows,
             "memory_note": "peak resident memory of the whole worker process (model, data, activations)"}
 
 
@@ -164,6 +194,12 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['method']} | {r['step_seconds']:.3f} | {r['step_ratio']:.2f} | {r['peak_rss_mb']:.0f} | "
                      f"{r['memory_ratio']:.2f} | {r['eval_examples_per_second']:.1f} | {r['eval_ratio']:.2f} |")
+    if result.get("profile"):
+        lines += ["", "Python time in flare's own code, per training step (cProfile, an upper bound):", "",
+                  "| method | flare Python (ms) | share of the profiled step |", "|---|---|---|"]
+        for r in result["rows"]:
+            lines.append(f"| {r['method']} | {1000 * r['flare_python_seconds_per_step']:.1f} | "
+                         f"{100 * r['flare_python_share']:.1f} % |")
     return "\n".join(lines)
 
 

@@ -25,3 +25,16 @@ def test_bench_runs_every_method_on_a_tiny_model(tmp_path):
 def test_bench_rejects_unknown_methods():
     result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--methods", "lora,fancy"])
     assert result.exit_code == 2 and "unknown bench methods" in result.output
+
+
+def test_bench_profile_counts_python_time_in_flare_code_only(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--batch-size", "2", "--length", "8", "--steps", "2",
+                                      "--warmup", "0", "--threads", "1", "--methods", "peft-lora,flare-cached",
+                                      "--profile", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(out.read_text())["rows"]}
+    # PEFT's LoRA never enters flare's code; cached FLARE does (hooks, collation), for a fraction of the step
+    assert rows["peft-lora"]["flare_python_seconds_per_step"] == 0
+    assert 0 < rows["flare-cached"]["flare_python_share"] < 1
+    assert "flare Python (ms)" in result.output

@@ -19,12 +19,13 @@ def tiny_checkpoints(tmp_path_factory, data_root):
     """Tiny random encoder and decoder checkpoints, saved with a tokenizer, as a user's folder."""
     tokenizer = tiny_tokenizer(_corpus(data_root))
     folders = {}
-    for family in ("bert", "llama", "mt5"):
-        folder = tmp_path_factory.mktemp(family)
-        model = tiny_model(family)
-        model.save_pretrained(folder)
+    # bitsandbytes' CPU 4-bit inference kernels need in-widths of a 64 block, out-widths of 32
+    shapes = {"bert": {}, "llama": {}, "mt5": {}, "llama-64": {"hidden_size": 64, "intermediate_size": 128, "head_dim": 16}}
+    for name, overrides in shapes.items():
+        folder = tmp_path_factory.mktemp(name)
+        tiny_model(name.split("-")[0], **overrides).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        folders[family] = str(folder)
+        folders[name] = str(folder)
     return folders
 
 

@@ -77,7 +77,7 @@ def test_qa_with_an_encoder_decoder_is_refused_clearly(tmp_path_factory):
 
 def test_decoder_in_4bit_runs_lora_and_flare(tmp_path, tiny_checkpoints):
     pytest.importorskip("bitsandbytes")
-    config = tiny_config(tmp_path, tiny_checkpoints["llama"], "[zero-shot,lora,flare]")
+    config = tiny_config(tmp_path, tiny_checkpoints["llama-64"], "[zero-shot,lora,flare]")
     config.quantization = "4bit"
     messages = []
     written = Experiment(config, log=messages.append).run()

@@ -83,7 +83,7 @@ def test_translation_encoder_gets_the_target_language_tag():
 
 def test_encoder_states_are_computed_once_in_half_precision_with_a_size_estimate():
     from flare.errors import DataError
-    from flare.pipeline.data import add_encoder_states
+    from flare.sources.encoder import add_encoder_states
     from flare.tasks.examples import ClassificationExample
 
     source = bert_encoder_source()
@@ -99,3 +99,33 @@ def test_encoder_states_are_computed_once_in_half_precision_with_a_size_estimate
                                    rtol=1e-2, atol=1e-2)
     with pytest.raises(DataError, match="over the limit"):
         add_encoder_states(features, examples, source, limit_bytes=10, log=lambda m: None)
+
+
+def test_encoder_states_disk_cache_is_reused_and_invalidated(tmp_path):
+    from flare.sources.encoder import add_encoder_states
+    from flare.tasks.examples import ClassificationExample
+
+    def run(source, texts=TEXTS):
+        examples = [ClassificationExample(str(i), (text,), 0) for i, text in enumerate(texts)]
+        features = [{"example_index": i} for i in range(len(examples))]
+        messages = []
+        add_encoder_states(features, examples, source, log=messages.append, cache_dir=tmp_path)
+        return features, messages
+
+    source = bert_encoder_source()
+    first, messages = run(source)
+    assert any("written" in m for m in messages) and len(list(tmp_path.iterdir())) == 1
+    again, messages = run(source)
+    assert any("reusing" in m for m in messages)
+    for a, b in zip(first, again):
+        assert torch.equal(a["source_encoder_states"], b["source_encoder_states"])
+    # other texts, another encoder (other weights) or another language tag: new entries
+    run(source, TEXTS[:2])
+    other = bert_encoder_source()
+    with torch.no_grad():
+        other.encoder.embeddings.word_embeddings.weight.add_(0.01)
+    run(other)
+    tagged = bert_encoder_source()
+    tagged.language_code = "jav_Latn"
+    run(tagged)
+    assert len(list(tmp_path.iterdir())) == 4

@@ -136,13 +136,16 @@ def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_
 
 
 @app.command()
-def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny' for a quick run.")] = "e5-small",
+def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny' for a quick run; 'random-base' or "
+                                                  "'random-large' for BERT-base/-large shapes.")] = "e5-small",
           batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
           length: Annotated[int, typer.Option(help="Sequence length (target and source).")] = 128,
           steps: Annotated[int, typer.Option(help="Measured steps per method (median).")] = 5,
           warmup: Annotated[int, typer.Option(help="Unmeasured steps first.")] = 2,
           threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
           methods: Annotated[Optional[str], typer.Option(help="Comma-separated subset of the methods.")] = None,
+          profile: Annotated[bool, typer.Option("--profile", help="Also report the Python time spent in flare's "
+                                                                  "hooks and collation (cProfile).")] = False,
           out: Annotated[Path, typer.Option(help="Where to write the JSON.")] = Path("bench.json")) -> None:
     """Training-step time, peak memory and evaluation throughput of every method, as ratios to PEFT LoRA."""
     from flare.bench import METHODS, format_table, run_bench, write_bench
@@ -152,7 +155,7 @@ def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny'
     if unknown:
         _fail(FlareError(f"unknown bench methods {unknown}; valid: {', '.join(METHODS)}"))
     result = run_bench(model, batch_size, length, steps, warmup, threads, chosen,
-                       log=lambda m: console.print(escape(m)))
+                       log=lambda m: console.print(escape(m)), profile=profile)
     write_bench(result, out)
     Console().print(Markdown(format_table(result)))
     console.print(f"written: {out}")

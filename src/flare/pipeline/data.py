@@ -65,37 +65,6 @@ def build_features(examples: Sequence, head, method: str, where: str = "") -> li
     return features
 
 
-def encoder_text(example) -> str:
-    """The target text FLARE-MT's encoder reads: the text fields, or the question then the context."""
-    if hasattr(example, "texts"):
-        return " ".join(example.texts)
-    return example.question + " " + example.context
-
-
-def add_encoder_states(features: list[dict], examples: Sequence, encoder_source, text_prefix: str = "",
-                       batch_size: int = 32, dtype: torch.dtype = torch.float16, limit_bytes: int | None = None,
-                       log=print) -> None:
-    """FLARE-MT: the encoder's states of each target text, computed once (batched, by length) and
-    kept in `dtype`; every feature (window) of an example gets that example's states."""
-    texts = [text_prefix + encoder_text(e) for e in examples]
-    tokens = sum(len(ids) for ids in encoder_source.tokenizer(texts, truncation=True,
-                                                              max_length=encoder_source.max_length)["input_ids"])
-    size = tokens * encoder_source.hidden_size * (torch.finfo(dtype).bits // 8)
-    log(f"encoder-state cache: {len(texts)} examples, about {size / 2**20:.0f} MiB ({dtype})")
-    if limit_bytes is not None and size > limit_bytes:
-        raise DataError(f"the encoder-state cache would take {size / 2**20:.0f} MiB, over the limit of "
-                        f"{limit_bytes / 2**20:.0f} MiB", hint="raise train.source_cache_limit_mb")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    states_of: list[torch.Tensor | None] = [None] * len(texts)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        states, mask = encoder_source([texts[i] for i in chunk])
-        for row, index in enumerate(chunk):
-            states_of[index] = states[row, mask[row].bool()].to("cpu", dtype)
-    for feature in features:
-        feature["source_encoder_states"] = states_of[feature["example_index"]]
-
-
 class Collator:
     """Right-pads ids (pad id), labels (-100), source ids and encoder states (zeros); answer
     positions (extractive QA) become tensors; other feature keys (offsets, contexts) stay out."""

@@ -19,7 +19,7 @@ from flare.pipeline import stages
 from flare.errors import ConfigError, DataError
 from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, save_config
-from flare.pipeline.data import add_encoder_states, build_features
+from flare.pipeline.data import build_features
 from flare.pipeline.heads import BaseHead, create_head, model_load_options
 from flare.pipeline.training import fit, make_accelerator, predict
 from flare.pretrained.resolve import resolve_model
@@ -294,8 +294,10 @@ class Experiment:
         limit = train.source_cache_limit_mb * 2**20 if train.source_cache_limit_mb else None
         log = lambda message: self.log(f"{where}: {message}")  # noqa: E731
         if encoder is not None:  # FLARE-MT: the encoder runs once per example
+            from flare.sources.encoder import add_encoder_states
+
             add_encoder_states(features, examples, encoder, self.config.text_prefix, train.eval_batch_size,
-                               dtype, limit, log)
+                               dtype, limit, log, cache_dir=train.source_cache_dir)
         if method == "flare" and train.source_cache and model is not None:
             from flare.sources.cache import add_source_states
 

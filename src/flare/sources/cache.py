@@ -5,26 +5,22 @@ frozen model: for a given example its states never change, so one batched pass b
 serves every epoch and the evaluation. States are kept per example, trimmed to the real tokens,
 in half precision by default; a block's query and value projections share one tensor.
 
-With a cache folder the states are also written to disk and read back memory-mapped by later
-runs. The folder name is a hash of everything the states depend on (the frozen weights, stage-1
-adapter merged in, which module reads which block, the dtype and every example's source tokens):
-change any of these and a new entry is built; an entry is complete only once its index is written.
+With a cache folder the states are also written to disk (:mod:`flare.sources.store`) and read
+back memory-mapped by later runs. The entry name is a hash of everything the states depend on
+(the frozen weights, stage-1 adapter merged in, which module reads which block, the dtype and
+every example's source tokens): change any of these and a new entry is built.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from flare.errors import FlareError
+from flare.sources import store
 
 FEATURE_KEY = "source_states"
 
@@ -39,19 +35,12 @@ def estimate_bytes(model, features: list[dict], dtype: torch.dtype) -> int:
     return tokens * width * (torch.finfo(dtype).bits // 8)
 
 
-@torch.no_grad()
 def cache_key(model, features: list[dict], dtype: torch.dtype) -> str:
     """A hash of what the source states depend on (see the module docstring)."""
-    digest = hashlib.sha256(str(dtype).encode())
-    digest.update(json.dumps(sorted(model.source_key.items())).encode())
-    for name, param in model.peft_model.named_parameters():
-        if not param.requires_grad:  # the frozen source model (trainable ones are off in the source pass)
-            values = param.detach().float()
-            digest.update(f"{name}{tuple(param.shape)}{values.double().sum().item():.10e}".encode())
-            digest.update(values.flatten()[:64].cpu().numpy().tobytes())
-    for feature in features:
-        digest.update(np.asarray(feature["source_input_ids"], dtype=np.int64).tobytes() + b"|")
-    return digest.hexdigest()[:20]
+    fingerprint = store.Fingerprint("source-states", str(dtype), sorted(model.source_key.items()))
+    # the frozen source model: trainable parameters are off in the source pass
+    fingerprint.add_weights((n, p) for n, p in model.peft_model.named_parameters() if not p.requires_grad)
+    return fingerprint.add_token_rows(f["source_input_ids"] for f in features).key()
 
 
 @torch.no_grad()
@@ -61,10 +50,12 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
     """Compute every feature's source states once (batched, by length) and store them in it;
     with `cache_dir`, reuse (memory-mapped) or write the entry for these features."""
     if cache_dir is not None:
-        entry = Path(cache_dir) / cache_key(model, features, dtype)
-        if (entry / "index.json").is_file():
+        entry_key = cache_key(model, features, dtype)
+        entry = store.find(cache_dir, entry_key)
+        if entry is not None:
             log(f"source-state cache: reusing {entry}")
-            _attach(entry, features)
+            for feature, states in zip(features, store.read(entry, len(features))):
+                feature[FEATURE_KEY] = states
             return
     size = estimate_bytes(model, features, dtype)
     log(f"source-state cache: {len(features)} examples, about {size / 2**20:.0f} MiB ({dtype})")
@@ -90,45 +81,6 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
                 per_key[key] = converted[id(tensor)]
             feature[FEATURE_KEY] = per_key
     if cache_dir is not None:
-        _write(entry, features)
+        entry = store.write(cache_dir, entry_key, [f[FEATURE_KEY] for f in features])
         log(f"source-state cache: written to {entry}")
 
-
-def _write(entry: Path, features: list[dict]) -> None:
-    """One flat array per shared tensor group, and an index of (offset, length) per example."""
-    groups: dict[int, list[str]] = {}
-    for key, tensor in features[0][FEATURE_KEY].items():
-        groups.setdefault(id(tensor), []).append(key)
-    tmp = entry.with_name(entry.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    some_key = next(iter(groups.values()))[0]
-    lengths = [f[FEATURE_KEY][some_key].shape[0] for f in features]
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-    for number, keys in enumerate(groups.values()):
-        first = features[0][FEATURE_KEY][keys[0]]
-        array = np.lib.format.open_memmap(tmp / f"group{number}.npy", mode="w+",
-                                          dtype=first.numpy().dtype, shape=(offsets[-1], first.shape[-1]))
-        for feature, start, end in zip(features, offsets[:-1], offsets[1:]):
-            array[start:end] = feature[FEATURE_KEY][keys[0]].numpy()
-        array.flush()
-        del array
-    index = {"groups": list(groups.values()), "offsets": offsets, "examples": len(features)}
-    (tmp / "index.json").write_text(json.dumps(index))
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(tmp, entry)
-
-
-def _attach(entry: Path, features: list[dict]) -> None:
-    index = json.loads((entry / "index.json").read_text())
-    if index["examples"] != len(features):
-        raise FlareError(f"{entry}: the cache entry holds {index['examples']} examples, not {len(features)}; "
-                         "delete the folder")
-    offsets = index["offsets"]
-    arrays = [np.load(entry / f"group{n}.npy", mmap_mode="c") for n in range(len(index["groups"]))]
-    for i, feature in enumerate(features):
-        per_key = {}
-        for keys, array in zip(index["groups"], arrays):
-            view = torch.from_numpy(array[offsets[i]:offsets[i + 1]])  # paged in when used
-            per_key.update({key: view for key in keys})
-        feature[FEATURE_KEY] = per_key
