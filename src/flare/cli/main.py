@@ -136,6 +136,25 @@ def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_
 
 
 @app.command()
+def compare(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")],
+            method_a: Annotated[str, typer.Argument(help="The method tested for being better, e.g. flare.")],
+            method_b: Annotated[str, typer.Argument(help="The method it is compared with, e.g. lora.")],
+            metric: Annotated[Optional[str], typer.Option(help="Metric (default: the runs' primary metric).")] = None,
+            resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000) -> None:
+    """Paired bootstrap test of METHOD_A against METHOD_B per language, from stored predictions."""
+    from flare.pipeline.compare import compare as run_compare
+    from flare.pipeline.compare import format_comparisons, write_comparisons
+
+    try:
+        comparisons = run_compare(run_dir, method_a, method_b, metric, resamples)
+    except FlareError as err:
+        _fail(err)
+    Console().print(Markdown(format_comparisons(method_a, method_b, comparisons)))
+    console.print("written: " + ", ".join(str(p) for p in write_comparisons(run_dir, method_a, method_b,
+                                                                             comparisons)))
+
+
+@app.command()
 def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny' for a quick run; 'random-base' or "
                                                   "'random-large' for BERT-base/-large shapes.")] = "e5-small",
           batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
