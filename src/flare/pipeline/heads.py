@@ -244,23 +244,44 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
 
     @torch.no_grad()
     def predict(self, model, batch, **source) -> torch.Tensor:
-        """Score every label word after the prompt (the positions where labels are -100)."""
+        return self.label_scores(model, batch, **source).argmax(1)
+
+    @torch.no_grad()
+    def label_scores(self, model, batch, **source) -> torch.Tensor:
+        """Log-probability (B, labels) of every label word after the prompt (the positions where
+        labels are -100). The LM
+        head runs only at the positions that predict a label word's tokens: a full-vocabulary
+        logit tensor for every position (262k entries per token for Gemma) would need gigabytes
+        per batch. When every label word is one token, one pass over the prompts scores them all."""
         real = batch["attention_mask"].bool()
         prompts = [ids[m][: int((lab[m] == -100).sum())]
                    for ids, m, lab in zip(batch["input_ids"], real, batch["labels"])]
+        last = torch.tensor([len(p) - 1 for p in prompts])[:, None]  # predicts a word's first token
+        device = batch["input_ids"].device
+        if all(len(word) == 1 for word in self.label_ids):
+            ids, mask = pad_sequences(prompts, self.pad_id)
+            logp = _log_probs_at(model, ids.to(device), mask.to(device), last, **source)[:, 0]
+            return logp[:, [word[0] for word in self.label_ids]]
         scores = []
         for word in self.label_ids:
-            rows = [torch.cat([p, torch.tensor(word)]) for p in prompts]
-            ids, mask = pad_sequences(rows, self.pad_id)
-            logits = model(input_ids=ids.to(batch["input_ids"].device), attention_mask=mask.to(ids.device),
-                           **source).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], -1)
-            total = torch.zeros(len(rows))
-            for i, p in enumerate(prompts):
-                positions = torch.arange(len(p) - 1, len(p) - 1 + len(word))
-                total[i] = logp[i, positions, torch.tensor(word)].sum()
-            scores.append(total)
-        return torch.stack(scores, dim=1).argmax(1)
+            ids, mask = pad_sequences([torch.cat([p, torch.tensor(word)]) for p in prompts], self.pad_id)
+            positions = last + torch.arange(len(word))
+            logp = _log_probs_at(model, ids.to(device), mask.to(device), positions, **source)
+            scores.append(logp.gather(-1, torch.tensor(word).expand(len(prompts), -1)[..., None])[..., 0].sum(1))
+        return torch.stack(scores, dim=1)
+
+
+def _log_probs_at(model, ids, mask, positions: torch.Tensor, **source) -> torch.Tensor:
+    """Log-probabilities (B, K, vocab) of the next token at `positions` (B, K) of each row; with
+    transformers' `logits_to_keep` the LM head runs at those positions only."""
+    positions = positions.to(ids.device)
+    try:
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=positions, **source).logits
+    except TypeError:  # a model without logits_to_keep
+        logits = model(input_ids=ids, attention_mask=mask, **source).logits
+    if logits.shape[1] != positions.shape[1]:  # logits_to_keep unknown or ignored: all positions came back
+        logits = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+    return torch.log_softmax(logits.float(), -1).cpu()
 
 
 class Seq2SeqLabelWords(DecoderLabelWords):

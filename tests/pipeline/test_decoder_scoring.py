@@ -1,0 +1,57 @@
+"""Label-word scoring of decoder heads: the LM head at the scored positions only gives the
+scores that full logits of each unpadded prompt + word give, with and without a source."""
+
+import pytest
+import torch
+
+from flare.core.config import FlareConfig
+from flare.core.model import get_flare_model
+from flare.pipeline.data import Collator, build_features, source_kwargs
+from flare.pipeline.heads import create_head
+from flare.tasks import get_task
+
+
+def brute_force(model, head, batch, **source):
+    """Every (row, word): one unpadded forward with full logits, word log-probability summed."""
+    rows = []
+    real = batch["attention_mask"].bool()
+    for row, (ids, m, labels) in enumerate(zip(batch["input_ids"], real, batch["labels"])):
+        prompt = ids[m][: int((labels[m] == -100).sum())]
+        row_source = {k: (v[row:row + 1] if torch.is_tensor(v) else v) for k, v in source.items()}
+        scores = []
+        for word in head.label_ids:
+            full = torch.cat([prompt, torch.tensor(word)])[None]
+            mask = torch.ones_like(full)
+            if "source_attention_mask" in row_source:  # keep the row's source unpadded as well
+                keep = row_source["source_attention_mask"][0].bool()
+                row_source = {"source_input_ids": row_source["source_input_ids"][:, keep],
+                              "source_attention_mask": row_source["source_attention_mask"][:, keep]}
+            logp = torch.log_softmax(model(input_ids=full, attention_mask=mask, **row_source).logits[0].float(), -1)
+            scores.append(sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(word)))
+        rows.append(torch.stack(scores))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("multi_token", [False, True])
+@pytest.mark.parametrize("method", ["lora", "flare"])
+def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, data_root, method, multi_token):
+    task = get_task("nusax")
+    head = create_head(task, tiny_checkpoints["llama"], 64)
+    if multi_token:  # words of one, two and three tokens take the per-word path
+        head.label_ids = [[11], [12, 13], [14, 15, 16]]
+    else:
+        head.label_ids = [[11], [12], [13]]
+    torch.manual_seed(0)
+    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # a trained-looking adapter, so that the source changes the scores
+        for name, param in model.trainable_parameters().items():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    model.eval()
+    examples = task.load("jav", "test", data_root.path if hasattr(data_root, "path") else data_root)[:12]
+    batch = Collator(head.pad_id)(build_features(examples, head, method))
+    source = source_kwargs(batch)
+    scores = head.label_scores(model, batch, **source)
+    assert scores.shape == (12, 3)
+    torch.testing.assert_close(scores, brute_force(model, head, batch, **source), rtol=1e-4, atol=1e-4)
+    assert torch.equal(head.predict(model, batch, **source), scores.argmax(1))
