@@ -1,4 +1,5 @@
-"""Label-word scoring of decoder heads: the LM head at the scored positions only gives the
+"""Label-word training loss and scoring of decoder heads: the loss with the LM head at the answer
+positions only equals the model's own loss; the LM head at the scored positions only gives the
 scores that full logits of each unpadded prompt + word give, with and without a source."""
 
 import pytest
@@ -48,10 +49,35 @@ def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, d
             if "lora_B" in name:
                 param.normal_(std=0.5)
     model.eval()
-    examples = task.load("jav", "test", data_root.path if hasattr(data_root, "path") else data_root)[:12]
+    examples = task.load("jav", "test", data_root)[:12]
     batch = Collator(head.pad_id)(build_features(examples, head, method))
     source = source_kwargs(batch)
     scores = head.label_scores(model, batch, **source)
     assert scores.shape == (12, 3)
     torch.testing.assert_close(scores, brute_force(model, head, batch, **source), rtol=1e-4, atol=1e-4)
     assert torch.equal(head.predict(model, batch, **source), scores.argmax(1))
+
+
+@pytest.mark.parametrize("method", ["lora", "flare", "input-fusion"])
+def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_root, method):
+    task = get_task("nusax")
+    head = create_head(task, tiny_checkpoints["llama"], 64)
+    head.label_ids = [[11], [12, 13], [14, 15, 16]]  # answers of different lengths in one batch
+    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in model.trainable_parameters().items():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    examples = task.load("jav", "train", data_root)[:10]
+    batch = Collator(head.pad_id)(build_features(examples, head, method))
+    source = source_kwargs(batch)
+    ours = head.loss(model, batch, source)
+    theirs = model(**head.model_inputs(batch), **source).loss
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    ours.backward()
+    grads = {n: p.grad.clone() for n, p in model.trainable_parameters().items()}
+    model.zero_grad()
+    theirs = model(**head.model_inputs(batch), **source).loss
+    theirs.backward()
+    for name, param in model.trainable_parameters().items():
+        torch.testing.assert_close(grads[name], param.grad, rtol=1e-4, atol=1e-6)

@@ -344,6 +344,8 @@ class XMixupModel(nn.Module):
     (or in eval mode with mix_at_eval=False), it returns the wrapped model's own output unchanged.
     """
 
+    computes_own_loss = True  # heads must not replace its objective with their own
+
     def __init__(self, model: nn.Module, config: XMixupConfig | None = None):
         super().__init__()
         config = (config or XMixupConfig()).validate()

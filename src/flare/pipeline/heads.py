@@ -78,6 +78,10 @@ class BaseHead:
         """The keyword arguments of the training forward (the loss)."""
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": batch["labels"]}
 
+    def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
+        """The training loss of one batch (the model's own loss)."""
+        return model(**self.model_inputs(batch), **source).loss
+
     def finalize(self, features, outputs) -> list:
         """Per-feature outputs -> per-example predictions (classification: one feature each)."""
         return list(outputs)
@@ -237,10 +241,30 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
         as in prediction."""
         return self.prompt_ids(self.render(fields), self.max_length)
 
-    def loss_and_predictions(self, model, batch, **source):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
-                    **source)
-        return out.loss, self.predict(model, batch, **source)
+    def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
+        """The causal-LM loss on the answer tokens, with the LM head run only where they are
+        predicted (logits_to_keep): on a large vocabulary (Gemma: 262k) the head over every
+        position is most of a step's work. Same value as the model's own loss (mean over answer
+        tokens); models that compute their own objective (X-Mixup) or ignore logits_to_keep get
+        the plain path."""
+        labels = batch["labels"]
+        if getattr(getattr(model, "module", model), "computes_own_loss", False):
+            return super().loss(model, batch, source)
+        answer = labels != -100
+        counts = answer.sum(1)
+        width = int(counts.max())
+        offsets = torch.arange(width, device=labels.device)
+        positions = (answer.int().argmax(1) - 1)[:, None] + offsets  # the logit before each answer token
+        positions = positions.clamp(0, labels.shape[1] - 2)
+        targets = labels.gather(1, positions + 1).masked_fill(offsets >= counts[:, None], -100)
+        try:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           logits_to_keep=positions, **source).logits
+        except TypeError:
+            return super().loss(model, batch, source)
+        if logits.shape[1] != width:
+            return super().loss(model, batch, source)
+        return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
 
     @torch.no_grad()
     def predict(self, model, batch, **source) -> torch.Tensor:
@@ -287,6 +311,7 @@ def _log_probs_at(model, ids, mask, positions: torch.Tensor, **source) -> torch.
 class Seq2SeqLabelWords(DecoderLabelWords):
     kind = "encoder-decoder"
     lora_targets = None
+    loss = BaseHead.loss  # the labels are the decoder's, not positions of the input
 
     def load_model(self):
         self.trainable_heads = []

@@ -125,8 +125,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
                 continue  # used before the interruption
             if state.step >= total_steps:
                 break
-            out = model(**head.model_inputs(batch), **source_kwargs(batch))
-            loss = out.loss
+            loss = head.loss(model, batch, source_kwargs(batch))
             if not torch.isfinite(loss):
                 raise FlareError(f"{desc}: the loss became {loss.item()} at step {state.step}; lower the learning "
                                  "rate or check the data (the last checkpoint is kept; no result is written)")
