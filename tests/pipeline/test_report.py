@@ -406,3 +406,17 @@ def test_bootstrap_input_checks():
         paired_bootstrap([], [], [], accuracy)
     with pytest.raises(ValueError, match="n_resamples"):
         paired_bootstrap([1], [1], [1], accuracy, n_resamples=0)
+
+
+def test_cli_writes_the_validation_report_beside_the_test_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from flare.cli.main import app
+
+    populate(tmp_path)
+    for split in ("test", "validation"):
+        result = CliRunner().invoke(app, ["report", str(tmp_path), "--split", split])
+        assert result.exit_code == 0, result.output
+    test_csv = (tmp_path / "report" / "results.csv").read_text()
+    validation_csv = (tmp_path / "report" / "validation" / "results.csv").read_text()
+    assert ",test," in test_csv and ",validation," in validation_csv and ",test," not in validation_csv

@@ -53,11 +53,11 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def _print_report(run_dir: Path) -> None:
+def _print_report(run_dir: Path, split: str = "test") -> None:
     from flare.pipeline.report import build_report
 
-    report = build_report(run_dir)
-    paths = report.write(run_dir / "report")
+    report = build_report(run_dir, split=split)
+    paths = report.write(run_dir / "report" / ("" if split == "test" else split))
     Console().print(Markdown(report.table_markdown()))
     console.print("written: " + ", ".join(str(p) for p in paths))
 
@@ -127,10 +127,12 @@ def evaluate(config: ConfigArg, overrides: Overrides = None,
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")]) -> None:
+def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")],
+           split: Annotated[str, typer.Option(help="test, or validation (written to report/validation/): "
+                                                   "choose settings there, not on the test set.")] = "test") -> None:
     """Rebuild the tables and the plot of an experiment from its result JSON files."""
     try:
-        _print_report(run_dir)
+        _print_report(run_dir, split)
     except FlareError as err:
         _fail(err)
 
