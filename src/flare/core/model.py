@@ -243,7 +243,7 @@ class FlareModel(nn.Module):
         """With a KV cache, a step's first position is the cache length (generation)."""
         if self._context is None:
             return
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # renamed `cache` in transformers 5.2x
         self._context.position_offset = cache.get_seq_length() if hasattr(cache, "get_seq_length") else 0
 
     def _fusion_hook(self, name: str, layer: LoraLayer):
