@@ -83,6 +83,15 @@ def test_blanked_test_answers_are_refused_clearly(tmp_path, qa_checkpoints, qa_d
         experiment._require_answers(blank, "de/test")
 
 
+def test_shared_xquad_without_answers_fails_before_any_training(tmp_path, qa_checkpoints, data_root):
+    from flare.errors import DataError
+
+    experiment = Experiment(qa_config(tmp_path, qa_checkpoints["bert"], data_root, "bert", ["lora"]))
+    with pytest.raises(DataError, match="gold answers are empty"):
+        experiment.run()
+    assert not (tmp_path / "run" / "stage1").exists()
+
+
 def test_machine_translated_qa_keeps_the_projected_answers(tmp_path, qa_checkpoints, qa_data_root, xquad_de):
     """translation.model set: English train -> target, target test -> English, answers carried
     through the quote markers (an identity 'translator' keeps them where they are)."""

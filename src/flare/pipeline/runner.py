@@ -344,9 +344,11 @@ class Experiment:
         """Every (method, language, seed) run of the config, or those selected."""
         if self.accelerator.is_main_process:
             save_config(self.config, self.output_dir / "config.yaml")
-        self.stage1()
         methods = [self.method(method)] if method else self.config.methods
         languages = [language] if language else self.config.languages
+        for name in languages:  # a test set that cannot be scored (blanked answers) fails before any training
+            self.task.load(name, "test", self.data_root.path)
+        self.stage1()
         seeds = [seed] if seed is not None else self.config.seeds
         written = []
         for language in languages:
