@@ -114,6 +114,18 @@ def test_other_metric_and_split(run_dir):
     assert report.cell("lora", "jav").std == pytest.approx(0.02, abs=1e-12)
 
 
+def test_a_method_without_validation_scores_is_one_warning(run_dir):
+    # translate-test does not train, so its runs store test metrics only: one line says so.
+    for language in ("jav", "sun"):
+        write_run(run_dir, result("translate-test", language, 1, {"test": {"macro_f1": 0.5}}))
+    report = build_report(run_dir, split="validation")
+    assert report.warnings == [
+        "translate-test: none of its 2 runs has a validation/macro_f1 value; left out of the table"
+    ]
+    assert "translate-test" not in {row.method for row in report.rows}
+    assert not build_report(run_dir).warnings  # on test they are reported as usual
+
+
 def test_unknown_metric_or_split_is_an_error(run_dir):
     with pytest.raises(DataError, match="no run has a test/bleu value.*accuracy, macro_f1"):
         build_report(run_dir, metric="bleu")

@@ -756,11 +756,18 @@ def build_report(
             hint=f"metrics of split {split!r}: {', '.join(available) or 'none'}; "
             f"splits: {', '.join(splits) or 'none'}",
         )
+    # A method none of whose runs has the value (zero-shot has no validation score) is one
+    # warning, not one per file; a run missing what its siblings have is named by its path.
+    absent_methods = {run.method for run in missing} - {
+        run.method for run in runs if run.value(split, metric) is not None
+    }
+    for method in sorted(absent_methods):
+        count = sum(run.method == method for run in runs)
+        warn(f"{method}: none of its {count} runs has a {split}/{metric} value; left out of the table")
     for run in missing:
-        found = run.metrics.get(split, {}).get(metric, "nothing")
-        warn(
-            f"{run.path}: no numeric {split}/{metric} (found {found!r}); left out of the table"
-        )
+        if run.method not in absent_methods:
+            found = run.metrics.get(split, {}).get(metric, "nothing")
+            warn(f"{run.path}: no numeric {split}/{metric} (found {found!r}); left out of the table")
 
     languages, rows = _aggregate(runs, split, metric)
     scale = _scale_for(
