@@ -11,6 +11,10 @@ which leaves out the torch operations they call) is reported as a share of the s
 overhead of the capture and fusion machinery. Deterministic profiling slows Python down, so the
 share is an upper bound. The synthetic sizes "random-base" and "random-large" (BERT-base and
 -large shapes, random weights, small vocabulary) show how that overhead grows with the model.
+
+The FLARE rows use add_relu fusion; `fusions` measures them once per fusion function, in the same
+run (rows "flare-cached", "flare-cached-mul", ...), so that the cost of each function is a ratio
+like every other.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from pathlib import Path
 import torch
 
 METHODS = ("peft-lora", "lora", "flare-live", "flare-cached", "flare-mt", "input-fusion", "xmixup")
+FUSED_METHODS = ("flare-live", "flare-cached", "flare-mt")  # the rows that fusion changes
+DEFAULT_FUSION = "add_relu"
 NOTES = {
     "peft-lora": "PEFT LoraConfig on query/value: the peer a user would otherwise run",
     "lora": "our adapter with no source (exactly PEFT's LoRA)",
-    "flare-live": "FLARE add_relu, k=1, source pass every step",
-    "flare-cached": "FLARE add_relu, k=1, source states from the cache (float16)",
-    "flare-mt": "FLARE-MT, encoder states from the cache (the encoder runs once per example)",
+    "flare-live": "FLARE {fusion}, k=1, source pass every step",
+    "flare-cached": "FLARE {fusion}, k=1, source states from the cache (float16)",
+    "flare-mt": "FLARE-MT ({fusion}), encoder states from the cache (the encoder runs once per example)",
     "input-fusion": "LoRA on English+target in one input (twice the length)",
     "xmixup": "X-Mixup over LoRA: source pass with gradients, mixing at one block",
 }
@@ -69,7 +75,7 @@ def flare_python_seconds(profiler: cProfile.Profile) -> float:
 
 
 def measure(method: str, model_name: str, batch_size: int, length: int, steps: int, warmup: int,
-            threads: int | None, profile: bool = False) -> dict:
+            threads: int | None, profile: bool = False, fusion: str = DEFAULT_FUSION) -> dict:
     """Runs in the worker process."""
     from peft import LoraConfig, get_peft_model
 
@@ -102,10 +108,10 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
         with torch.no_grad():
             encoder_states = model.base_model(input_ids=ids).last_hidden_state  # cached encoder output
         model = get_flare_model(model, FlareConfig(source_kind="encoder", source_encoder_dim=encoder_states.shape[-1],
-                                                   modules_to_save=heads))
+                                                   fusion=fusion, modules_to_save=heads))
         source = {"source_encoder_states": encoder_states, "source_attention_mask": ones}
     else:
-        model = get_flare_model(model, FlareConfig(modules_to_save=heads))
+        model = get_flare_model(model, FlareConfig(fusion=fusion, modules_to_save=heads))
         if method == "flare-live":
             source = {"source_input_ids": source_ids, "source_attention_mask": ones}
         elif method == "flare-cached":
@@ -153,27 +159,40 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
             model(**inputs, **extra)
             if i >= warmup:
                 eval_times.append(time.perf_counter() - started)
-    return {"method": method, "step_seconds": statistics.median(times), "step_times": times,
+    return {"method": row_name(method, fusion), "fusion": fusion if method in FUSED_METHODS else None,
+            "step_seconds": statistics.median(times), "step_times": times,
             "eval_examples_per_second": batch_size / statistics.median(eval_times),
             "peak_rss_mb": _rss_mb(), "rss_before_training_mb": baseline,
-            "trainable_parameters": sum(p.numel() for p in params), "note": NOTES[method], **profiled}
+            "trainable_parameters": sum(p.numel() for p in params), "note": NOTES[method].format(fusion=fusion),
+            **profiled}
+
+
+def row_name(method: str, fusion: str) -> str:
+    return method if fusion == DEFAULT_FUSION or method not in FUSED_METHODS else f"{method}-{fusion}"
+
+
+def bench_jobs(methods: tuple[str, ...], fusions: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(method, fusion) pairs in order: the FLARE rows once per fusion, every other method once."""
+    return [(m, f) for m in methods for f in (fusions if m in FUSED_METHODS else (DEFAULT_FUSION,))]
 
 
 def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 128, steps: int = 5,
               warmup: int = 2, threads: int | None = 2, methods: tuple[str, ...] = METHODS,
-              log=print, profile: bool = False) -> dict:
+              log=print, profile: bool = False, fusions: tuple[str, ...] = (DEFAULT_FUSION,)) -> dict:
     if model_name not in SYNTHETIC:
         from flare.pretrained.resolve import resolve_model
 
         resolve_model(model_name)  # provision once, outside the workers
     rows = []
-    for method in methods:
+    for method, fusion in bench_jobs(methods, fusions):
         spec = json.dumps({"method": method, "model_name": model_name, "batch_size": batch_size, "length": length,
-                           "steps": steps, "warmup": warmup, "threads": threads, "profile": profile})
-        log(f"bench: {method} ...")
+                           "steps": steps, "warmup": warmup, "threads": threads, "profile": profile,
+                           "fusion": fusion})
+        name = row_name(method, fusion)
+        log(f"bench: {name} ...")
         done = subprocess.run([sys.executable, "-m", "flare.bench", spec], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"bench worker for {method} failed:\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"bench worker for {name} failed:\n{done.stderr[-2000:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     reference = next((r for r in rows if r["method"] == "peft-lora"), rows[0])
     for row in rows:
@@ -181,7 +200,8 @@ def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 
         row["memory_ratio"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
         row["eval_ratio"] = row["eval_examples_per_second"] / reference["eval_examples_per_second"]
     return {"model": model_name, "batch_size": batch_size, "length": length, "steps": steps, "warmup": warmup,
-            "threads": threads, "profile": profile, "torch": torch.__version__, "reference": reference["method"], "rows": rows,
+            "threads": threads, "profile": profile, "fusions": list(fusions), "torch": torch.__version__,
+            "reference": reference["method"], "rows": rows,
             "memory_note": "peak resident memory of the whole worker process (model, data, activations)"}
 
 

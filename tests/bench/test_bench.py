@@ -38,3 +38,24 @@ def test_bench_profile_counts_python_time_in_flare_code_only(tmp_path):
     assert rows["peft-lora"]["flare_python_seconds_per_step"] == 0
     assert 0 < rows["flare-cached"]["flare_python_share"] < 1
     assert "flare Python (ms)" in result.output
+
+
+def test_bench_measures_the_flare_rows_once_per_fusion_function(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--batch-size", "2", "--length", "8", "--steps", "1",
+                                      "--warmup", "0", "--threads", "1", "--methods", "peft-lora,flare-cached,lora",
+                                      "--fusions", "add_relu,cross_attention", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(out.read_text())["rows"]}
+    # methods without fusion run once; the default fusion keeps the plain name
+    assert list(rows) == ["peft-lora", "flare-cached", "flare-cached-cross_attention", "lora"]
+    assert rows["flare-cached"]["fusion"] == "add_relu" and rows["lora"]["fusion"] is None
+    assert "cross_attention" in rows["flare-cached-cross_attention"]["note"]
+    # cross-attention brings its own projections; add_relu trains exactly LoRA's parameters
+    assert rows["flare-cached-cross_attention"]["trainable_parameters"] > rows["flare-cached"]["trainable_parameters"]
+    assert rows["flare-cached"]["trainable_parameters"] == rows["peft-lora"]["trainable_parameters"]
+
+
+def test_bench_rejects_unknown_fusion_functions():
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--fusions", "add,concat"])
+    assert result.exit_code == 2 and "unknown fusion functions" in result.output

@@ -165,18 +165,26 @@ def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny'
           warmup: Annotated[int, typer.Option(help="Unmeasured steps first.")] = 2,
           threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
           methods: Annotated[Optional[str], typer.Option(help="Comma-separated subset of the methods.")] = None,
+          fusions: Annotated[str, typer.Option(help="Comma-separated fusion functions: the FLARE rows are measured "
+                                                    "once per function (add, mul, add_relu, cross_attention).")]
+          = "add_relu",
           profile: Annotated[bool, typer.Option("--profile", help="Also report the Python time spent in flare's "
                                                                   "hooks and collation (cProfile).")] = False,
           out: Annotated[Path, typer.Option(help="Where to write the JSON.")] = Path("bench.json")) -> None:
     """Training-step time, peak memory and evaluation throughput of every method, as ratios to PEFT LoRA."""
     from flare.bench import METHODS, format_table, run_bench, write_bench
+    from flare.core.fusion import FUSIONS
 
     chosen = tuple(m.strip() for m in methods.split(",")) if methods else METHODS
     unknown = [m for m in chosen if m not in METHODS]
     if unknown:
         _fail(FlareError(f"unknown bench methods {unknown}; valid: {', '.join(METHODS)}"))
+    chosen_fusions = tuple(f.strip() for f in fusions.split(","))
+    unknown = [f for f in chosen_fusions if f not in FUSIONS]
+    if unknown:
+        _fail(FlareError(f"unknown fusion functions {unknown}; valid: {', '.join(sorted(FUSIONS))}"))
     result = run_bench(model, batch_size, length, steps, warmup, threads, chosen,
-                       log=lambda m: console.print(escape(m)), profile=profile)
+                       log=lambda m: console.print(escape(m)), profile=profile, fusions=chosen_fusions)
     write_bench(result, out)
     Console().print(Markdown(format_table(result)))
     console.print(f"written: {out}")
