@@ -8,8 +8,8 @@ from flare.core.model import get_flare_model
 from flare.testing.tiny_models import tiny_model
 
 
-def make_model(family, fusion):
-    model = get_flare_model(tiny_model(family), FlareConfig(fusion=fusion, init_seed=0))
+def make_model(family, fusion, alignment="start"):
+    model = get_flare_model(tiny_model(family), FlareConfig(fusion=fusion, alignment=alignment, init_seed=0))
     with torch.no_grad():
         for name, param in model.trainable_parameters().items():
             if "lora_B" in name:
@@ -18,9 +18,9 @@ def make_model(family, fusion):
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma3", "qwen2"])
-@pytest.mark.parametrize("fusion", ["add_relu", "cross_attention"])
-def test_generated_step_logits_equal_teacher_forced_logits(family, fusion):
-    model = make_model(family, fusion)
+@pytest.mark.parametrize("fusion, alignment", [("add_relu", "start"), ("add_relu", "end"), ("cross_attention", "start")])
+def test_generated_step_logits_equal_teacher_forced_logits(family, fusion, alignment):
+    model = make_model(family, fusion, alignment)
     torch.manual_seed(0)
     prompt = torch.randint(3, 128, (2, 6))
     prompt_mask = torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1]])  # left padding, as for batched generation
@@ -34,8 +34,10 @@ def test_generated_step_logits_equal_teacher_forced_logits(family, fusion):
     mask = torch.cat([prompt_mask, torch.ones(2, new_tokens, dtype=torch.long)], dim=1)
     position_ids = (mask.cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
+        # the teacher-forced pass says where its prompt ends, as the training loop does
         forced = model(input_ids=sequence, attention_mask=mask, position_ids=position_ids,
-                       source_input_ids=source, source_attention_mask=source_mask).logits
+                       source_input_ids=source, source_attention_mask=source_mask,
+                       target_lengths=prompt_mask.sum(1)).logits
     for step, step_logits in enumerate(out.logits):
         torch.testing.assert_close(step_logits, forced[:, prompt.shape[1] - 1 + step], rtol=1e-4, atol=1e-4)
     # and the source mattered

@@ -68,6 +68,51 @@ def test_alignment_pairs_real_tokens_whatever_the_padding_side():
     assert not valid.any()
 
 
+def test_end_alignment_pairs_the_last_prompt_token_with_the_last_source_token():
+    source_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    target_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]])
+    # row 0: a 4-token prompt and 2 answer tokens; row 1: a prompt shorter than the source
+    # (left-padded); row 2: a prompt longer than the source (right-padded)
+    alignment = Alignment.build(source_mask, target_mask, at_end=True, target_lengths=torch.tensor([4, 4, 5]))
+    index, valid = alignment.index(6)
+    assert valid.tolist() == [[False, True, True, True, False, False],
+                              [False, False, True, True, True, True],
+                              [False, False, False, True, True, False]]
+    assert index[0, 1:4].tolist() == [2, 3, 4]  # prompt end (position 3) meets the source's last token
+    assert index[1, 2:].tolist() == [1, 2, 3, 4]  # the first source token has no partner
+    assert index[2, 3:5].tolist() == [0, 1]
+    # without target_lengths every real token is the prompt
+    index, valid = Alignment.build(source_mask, target_mask, at_end=True).index(6)
+    assert valid[0].tolist() == [False, False, False, True, True, True] and index[0, 3:].tolist() == [2, 3, 4]
+    # generation: positions after the prompt have no partner
+    _, valid = alignment.index(2, offset=6)
+    assert not valid.any()
+
+
+def test_end_alignment_prompt_logits_do_not_depend_on_the_answer_after_it():
+    """A causal decoder's prompt positions are the same with or without the answer tokens when
+    the forward pass is told where the prompt ends (training) and when it is not (prediction)."""
+    model = get_flare_model(tiny_model("llama"), FlareConfig(fusion="add", alignment="end", init_seed=1))
+    with torch.no_grad():
+        for name, param in model.trainable_parameters().items():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    prompt, answer = torch.randint(3, 128, (2, 5)), torch.randint(3, 128, (2, 2))
+    source = torch.randint(3, 128, (2, 7))
+    full = torch.cat([prompt, answer], 1)
+    with torch.no_grad():
+        alone = model(input_ids=prompt, source_input_ids=source).logits
+        told = model(input_ids=full, source_input_ids=source, target_lengths=torch.tensor([5, 5])).logits
+        untold = model(input_ids=full, source_input_ids=source).logits
+    torch.testing.assert_close(told[:, :5], alone, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(untold[:, :5], alone, atol=1e-3)  # the pairing shifted by the answer
+
+
+def test_unknown_alignment_is_a_config_error():
+    with pytest.raises(ConfigError, match="alignment must be one of"):
+        FlareConfig(alignment="middle")
+
+
 @pytest.mark.parametrize("family", ["bert", "llama", "mt5"])
 @pytest.mark.parametrize("fusion", ["add", "mul", "cross_attention"])
 @pytest.mark.parametrize("padding_side", ["right", "left"])

@@ -26,6 +26,12 @@ def test_methods_by_name_or_with_settings(tmp_path):
     assert config.methods[1].adapter(config.adapter).source_layer_offset == 0
 
 
+def test_a_method_can_set_its_own_alignment(tmp_path):
+    path = write(tmp_path, "methods: [flare, {name: flare-end, method: flare, alignment: end}]\n")
+    config = load_config(path)
+    assert [m.adapter(config.adapter).alignment for m in config.methods] == ["start", "end"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("trian: {epochs: 1}\n", "unknown key trian; valid keys here:"),
     ("train: {epoch: 1}\n", "unknown key train.epoch"),
@@ -33,6 +39,9 @@ def test_methods_by_name_or_with_settings(tmp_path):
     ("seeds: 1\n", "seeds: expected a list"),
     ("methods: [lora, flair]\n", "unknown method 'flair'; valid methods: zero-shot, translate-test, lora"),
     ("train: {batch_size: true}\n", "train.batch_size: expected int"),
+    ("adapter: {fusion: concat}\n", "adapter: unknown fusion 'concat'; valid fusion functions: add, add_relu"),
+    ("adapter: {alignment: middle}\n", "adapter: alignment must be one of start, end, got 'middle'"),
+    ("methods: [{name: f, method: flare, alignment: left}]\n", "method f: alignment must be one of start, end"),
 ])
 def test_bad_configs_give_clear_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):

@@ -1,6 +1,7 @@
 """Label-word training loss and scoring of decoder heads: the loss with the LM head at the answer
 positions only equals the model's own loss; the LM head at the scored positions only gives the
-scores that full logits of each unpadded prompt + word give, with and without a source."""
+scores that full logits of each unpadded prompt + word give, with and without a source, whichever
+way source and prompt positions pair up."""
 
 import pytest
 import torch
@@ -27,15 +28,18 @@ def brute_force(model, head, batch, **source):
                 keep = row_source["source_attention_mask"][0].bool()
                 row_source = {"source_input_ids": row_source["source_input_ids"][:, keep],
                               "source_attention_mask": row_source["source_attention_mask"][:, keep]}
-            logp = torch.log_softmax(model(input_ids=full, attention_mask=mask, **row_source).logits[0].float(), -1)
+            told = {"target_lengths": torch.tensor([len(prompt)])} if row_source else {}  # the prompt ends here
+            logits = model(input_ids=full, attention_mask=mask, **row_source, **told).logits
+            logp = torch.log_softmax(logits[0].float(), -1)
             scores.append(sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(word)))
         rows.append(torch.stack(scores))
     return torch.stack(rows)
 
 
 @pytest.mark.parametrize("multi_token", [False, True])
-@pytest.mark.parametrize("method", ["lora", "flare"])
-def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, data_root, method, multi_token):
+@pytest.mark.parametrize("method, alignment", [("lora", "start"), ("flare", "start"), ("flare", "end")])
+def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, data_root, method, alignment,
+                                                             multi_token):
     task = get_task("nusax")
     head = create_head(task, tiny_checkpoints["llama"], 64)
     if multi_token:  # words of one, two and three tokens take the per-word path
@@ -43,7 +47,8 @@ def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, d
     else:
         head.label_ids = [[11], [12], [13]]
     torch.manual_seed(0)
-    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"]))
+    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"],
+                                                           alignment=alignment))
     with torch.no_grad():  # a trained-looking adapter, so that the source changes the scores
         for name, param in model.trainable_parameters().items():
             if "lora_B" in name:
@@ -58,12 +63,14 @@ def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, d
     assert torch.equal(head.predict(model, batch, **source), scores.argmax(1))
 
 
-@pytest.mark.parametrize("method", ["lora", "flare", "input-fusion"])
-def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_root, method):
+@pytest.mark.parametrize("method, alignment", [("lora", "start"), ("flare", "start"), ("flare", "end"),
+                                               ("input-fusion", "start")])
+def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_root, method, alignment):
     task = get_task("nusax")
     head = create_head(task, tiny_checkpoints["llama"], 64)
     head.label_ids = [[11], [12, 13], [14, 15, 16]]  # answers of different lengths in one batch
-    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"]))
+    model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"],
+                                                           alignment=alignment))
     with torch.no_grad():
         for name, param in model.trainable_parameters().items():
             if "lora_B" in name:
@@ -72,6 +79,9 @@ def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_
     batch = Collator(head.pad_id)(build_features(examples, head, method))
     source = source_kwargs(batch)
     ours = head.loss(model, batch, source)
+    if source:  # the model's own loss pass, told where each prompt ends
+        prompt = batch["attention_mask"].bool() & (batch["labels"] == -100)
+        source = {**source, "target_lengths": prompt.sum(1)}
     theirs = model(**head.model_inputs(batch), **source).loss
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
     ours.backward()

@@ -144,3 +144,13 @@ def test_same_seed_same_stage1_and_stage3(tmp_path, tiny_checkpoints):
     results = [json.loads((o / "results" / "lora" / "jav" / "seed-1.json").read_text()) for o in outputs]
     assert results[0]["predictions"] == results[1]["predictions"]
     assert results[0]["training"]["history"] == results[1]["training"]["history"]
+
+
+def test_a_decoder_flare_run_with_end_alignment_trains_saves_and_reloads_it(tmp_path, tiny_checkpoints):
+    config = tiny_config(tmp_path, tiny_checkpoints["llama"], "[{name: flare-end, method: flare, alignment: end}]")
+    experiment = Experiment(config)
+    assert len(experiment.run()) == 1
+    saved = json.loads((tmp_path / "run" / "results" / "flare-end" / "jav" / "seed-1.json").read_text())
+    [adapter_config] = (tmp_path / "run").rglob("flare-end/**/flare_config.json")
+    assert json.loads(adapter_config.read_text())["alignment"] == "end"
+    assert experiment.evaluate_saved("flare-end", "jav", 1, "jav") == saved["metrics"]["test"]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flare.core.alignment import ALIGNMENTS
 from flare.errors import ConfigError
 
 CONFIG_NAME = "flare_config.json"
@@ -32,6 +33,9 @@ class FlareConfig:
     # Block i fuses the source states of block i + k; the paper's text says k = 1, the
     # authors' code does k = 0.
     source_layer_offset: int = 1
+    # How target and source positions pair up for the position-wise fusions (alignment.py):
+    # "start" pairs the first real tokens, "end" the last tokens of the prompt (decoders).
+    alignment: str = "start"
     cross_attention_heads: int = 1
     # Modules trained in full and saved with the adapter (task heads). None: found from the
     # model class (classifier, score, qa_outputs); [] for none.
@@ -68,6 +72,8 @@ class FlareConfig:
             raise ConfigError(
                 f"source_layer_offset must be an integer >= 0, got {self.source_layer_offset!r}"
             )
+        if self.alignment not in ALIGNMENTS:
+            raise ConfigError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.cross_attention_heads < 1 or self.r % self.cross_attention_heads:
             raise ConfigError(
                 f"cross_attention_heads ({self.cross_attention_heads}) must divide r ({self.r})"

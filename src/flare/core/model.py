@@ -303,7 +303,7 @@ class FlareModel(nn.Module):
         return SourceStates({k: captured[k] for k in needed}, source_attention_mask)
 
     def _source_context(self, attention_mask, source_input_ids, source_attention_mask, source_states,
-                        source_encoder_states) -> _Context | None:
+                        source_encoder_states, target_lengths=None, target_width=None) -> _Context | None:
         given = [x is not None for x in (source_input_ids, source_states, source_encoder_states)]
         if sum(given) == 0:
             return None
@@ -322,16 +322,24 @@ class FlareModel(nn.Module):
         else:  # precomputed (a cache): follow the model's device
             source_states = source_states.to(self.source_device())
         mask = source_states.attention_mask
-        return _Context(source_states.states, mask, Alignment.build(mask, attention_mask))
+        alignment = Alignment.build(mask, attention_mask, at_end=self.flare_config.alignment == "end",
+                                    target_lengths=target_lengths, target_width=target_width)
+        return _Context(source_states.states, mask, alignment)
 
     # ----------------------------------------------------------------- forward / generate
     def forward(self, input_ids=None, attention_mask=None, labels=None, *, source_input_ids=None,
                 source_attention_mask=None, source_states: SourceStates | None = None,
-                source_encoder_states: torch.Tensor | None = None, **kwargs):
-        """The target pass, fused with the source. With no source, plain LoRA."""
+                source_encoder_states: torch.Tensor | None = None, target_lengths: torch.Tensor | None = None,
+                **kwargs):
+        """The target pass, fused with the source. With no source, plain LoRA.
+
+        ``target_lengths`` (B,): how many real target tokens are the prompt (the part with a
+        source); only ``alignment="end"`` reads it, and only a teacher-forced pass that holds
+        answer tokens after the prompt needs it (default: every real token)."""
         self._context = None
         context = self._source_context(attention_mask, source_input_ids, source_attention_mask,
-                                       source_states, source_encoder_states)
+                                       source_states, source_encoder_states, target_lengths,
+                                       None if input_ids is None else input_ids.shape[1])
         if context is not None and input_ids is not None and context.source_mask.shape[0] != input_ids.shape[0]:
             raise FlareError(
                 f"source batch size {context.source_mask.shape[0]} differs from the target batch size "
@@ -348,7 +356,8 @@ class FlareModel(nn.Module):
         """transformers' generate(), with the prompt fused position by position as in training;
         generated tokens have no source partner and get plain LoRA, as answer tokens do in training."""
         context = self._source_context(attention_mask, source_input_ids, source_attention_mask,
-                                       source_states, source_encoder_states)
+                                       source_states, source_encoder_states,
+                                       target_width=None if input_ids is None else input_ids.shape[1])
         if context is not None:
             context.generating = True
         self._context = context

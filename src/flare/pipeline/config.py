@@ -39,6 +39,17 @@ class TrainConfig:
     checkpoint_steps: int | None = None  # also checkpoint every N steps (always after each epoch)
 
 
+def check_fusion_settings(fusion: str | None, alignment: str | None, where: str) -> None:
+    """Fail when the config is read, not at stage 3 after stage 1 has trained."""
+    from flare.core.alignment import ALIGNMENTS
+    from flare.core.fusion import FUSIONS
+
+    if fusion is not None and fusion not in FUSIONS:
+        raise ConfigError(f"{where}: unknown fusion {fusion!r}; valid fusion functions: {', '.join(sorted(FUSIONS))}")
+    if alignment is not None and alignment not in ALIGNMENTS:
+        raise ConfigError(f"{where}: alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
+
+
 @dataclass
 class AdapterConfig:
     """LoRA settings (both stages) and FLARE's fusion settings (stage 3)."""
@@ -49,7 +60,11 @@ class AdapterConfig:
     target_modules: list[str] | str | None = None  # None: query/value (encoders), all-linear (decoders)
     fusion: str = "add_relu"
     source_layer_offset: int = 1
+    alignment: str = "start"  # "end": pair the prompts' last tokens (decoders; docs/core.md)
     cross_attention_heads: int = 1
+
+    def __post_init__(self) -> None:
+        check_fusion_settings(self.fusion, self.alignment, "adapter")
 
 
 @dataclass
@@ -61,15 +76,17 @@ class MethodConfig:
     method: str = ""
     fusion: str | None = None
     source_layer_offset: int | None = None
+    alignment: str | None = None
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        check_fusion_settings(self.fusion, self.alignment, f"method {self.name}")
 
     def adapter(self, base: AdapterConfig) -> AdapterConfig:
-        overrides = {k: v for k, v in (("fusion", self.fusion), ("source_layer_offset", self.source_layer_offset))
-                     if v is not None}
+        overrides = {k: v for k, v in (("fusion", self.fusion), ("source_layer_offset", self.source_layer_offset),
+                                       ("alignment", self.alignment)) if v is not None}
         return dataclasses.replace(base, **overrides)
 
 

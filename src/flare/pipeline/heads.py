@@ -210,6 +210,9 @@ class CausalLMHead:
         self.trainable_heads = []
         return AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
 
+    def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
+        return super().loss(model, batch, _with_prompt_lengths(model, source, prompt_lengths(batch)))
+
 
 class DecoderLabelWords(CausalLMHead, ClassificationHead):
     def __init__(self, *args, **kwargs):
@@ -248,6 +251,7 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
         tokens); models that compute their own objective (X-Mixup) or ignore logits_to_keep get
         the plain path."""
         labels = batch["labels"]
+        source = _with_prompt_lengths(model, source, prompt_lengths(batch))
         if getattr(getattr(model, "module", model), "computes_own_loss", False):
             return super().loss(model, batch, source)
         answer = labels != -100
@@ -282,6 +286,7 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
                    for ids, m, lab in zip(batch["input_ids"], real, batch["labels"])]
         last = torch.tensor([len(p) - 1 for p in prompts])[:, None]  # predicts a word's first token
         device = batch["input_ids"].device
+        source = _with_prompt_lengths(model, source, (last[:, 0] + 1).to(device))
         if all(len(word) == 1 for word in self.label_ids):
             ids, mask = pad_sequences(prompts, self.pad_id)
             logp = _log_probs_at(model, ids.to(device), mask.to(device), last, **source)[:, 0]
@@ -293,6 +298,21 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
             logp = _log_probs_at(model, ids.to(device), mask.to(device), positions, **source)
             scores.append(logp.gather(-1, torch.tensor(word).expand(len(prompts), -1)[..., None])[..., 0].sum(1))
         return torch.stack(scores, dim=1)
+
+
+def prompt_lengths(batch: dict) -> torch.Tensor:
+    """Real tokens before the answer (labels -100), per row of a right-padded batch."""
+    return (batch["attention_mask"].bool() & (batch["labels"] == -100)).sum(1)
+
+
+def _with_prompt_lengths(model, source: dict, lengths: torch.Tensor) -> dict:
+    """A FLARE model that pairs prompts at their end must know where the prompt stops when
+    answer or label-word tokens follow it (core/alignment.py); other models take no such input."""
+    from flare.core.model import FlareModel
+
+    if source and isinstance(getattr(model, "module", model), FlareModel):
+        return {**source, "target_lengths": lengths}
+    return source
 
 
 def _log_probs_at(model, ids, mask, positions: torch.Tensor, **source) -> torch.Tensor:

@@ -48,7 +48,7 @@ def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, 
     flare_config = FlareConfig(
         r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout,
         target_modules=adapter.target_modules or head.lora_targets,
-        fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset,
+        fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset, alignment=adapter.alignment,
         cross_attention_heads=adapter.cross_attention_heads, modules_to_save=list(head.trainable_heads),
         source_kind="encoder" if method == "flare-mt" else "model", source_encoder_dim=encoder_dim,
         init_seed=seed,
