@@ -29,7 +29,7 @@ def test_methods_by_name_or_with_settings(tmp_path):
 def test_a_method_can_set_its_own_alignment(tmp_path):
     path = write(tmp_path, "methods: [flare, {name: flare-end, method: flare, alignment: end}]\n")
     config = load_config(path)
-    assert [m.adapter(config.adapter).alignment for m in config.methods] == ["start", "end"]
+    assert [m.adapter(config.adapter).alignment for m in config.methods] == ["auto", "end"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -40,8 +40,8 @@ def test_a_method_can_set_its_own_alignment(tmp_path):
     ("methods: [lora, flair]\n", "unknown method 'flair'; valid methods: zero-shot, translate-test, lora"),
     ("train: {batch_size: true}\n", "train.batch_size: expected int"),
     ("adapter: {fusion: concat}\n", "adapter: unknown fusion 'concat'; valid fusion functions: add, add_relu"),
-    ("adapter: {alignment: middle}\n", "adapter: alignment must be one of start, end, got 'middle'"),
-    ("methods: [{name: f, method: flare, alignment: left}]\n", "method f: alignment must be one of start, end"),
+    ("adapter: {alignment: middle}\n", "adapter: alignment must be auto, start or end, got 'middle'"),
+    ("methods: [{name: f, method: flare, alignment: left}]\n", "method f: alignment must be auto, start or end"),
 ])
 def test_bad_configs_give_clear_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):

@@ -33,6 +33,9 @@ def test_every_method_runs_and_writes_its_result(tmp_path, tiny_checkpoints, fam
         assert set(result["metrics"]["test"]) == {"accuracy", "macro_f1"}
         assert len(result["predictions"]["predicted"]) == 400
         assert result["english_side"] == "human translation"
+    # alignment "auto": decoders pair the prompts at their end, the others at their start
+    [flare_config] = (tmp_path / "run").rglob("flare/jav/**/flare_config.json")
+    assert json.loads(flare_config.read_text())["alignment"] == ("end" if family == "llama" else "start")
     # a second run skips every finished run
     assert experiment.run() == []
     # a saved adapter evaluates again to the same numbers

@@ -1,5 +1,5 @@
 """Extractive QA in the pipeline: every method end to end on tiny models and synthetic XQuAD data
-(the shared QA files have blanked answers), and the parts that decide the answers: windows and
+(plus one run on the shared XQuAD), and the parts that decide the answers: windows and
 their labels, span post-processing, input-level fusion offsets, decoder prompts and answers."""
 
 import json
@@ -83,13 +83,17 @@ def test_blanked_test_answers_are_refused_clearly(tmp_path, qa_checkpoints, qa_d
         experiment._require_answers(blank, "de/test")
 
 
-def test_shared_xquad_without_answers_fails_before_any_training(tmp_path, qa_checkpoints, data_root):
-    from flare.errors import DataError
-
-    experiment = Experiment(qa_config(tmp_path, qa_checkpoints["bert"], data_root, "bert", ["lora"]))
-    with pytest.raises(DataError, match="gold answers are empty"):
-        experiment.run()
-    assert not (tmp_path / "run" / "stage1").exists()
+def test_shared_xquad_trains_and_scores(tmp_path, qa_checkpoints, data_root):
+    """The shared XQuAD carries its gold answers: stage 1 and a LoRA run train on it and the
+    target test split (250 German questions) is scored against the real answers."""
+    config = qa_config(tmp_path, qa_checkpoints["bert"], data_root, "bert", ["lora"],
+                       "stage1.max_train_examples=16", "stage1.max_eval_examples=16",
+                       "train.max_train_examples=16", "train.max_eval_examples=16")
+    [path] = Experiment(config).run()
+    result = json.loads(path.read_text())
+    assert len(result["predictions"]["gold"]) == 250 and all(result["predictions"]["gold"])
+    assert set(result["metrics"]["test"]) == {"exact_match", "f1"}
+    assert json.loads((tmp_path / "run" / "stage1" / "stage1.json").read_text())["test"] is not None
 
 
 def test_machine_translated_qa_keeps_the_projected_answers(tmp_path, qa_checkpoints, qa_data_root, xquad_de):

@@ -46,8 +46,8 @@ def check_fusion_settings(fusion: str | None, alignment: str | None, where: str)
 
     if fusion is not None and fusion not in FUSIONS:
         raise ConfigError(f"{where}: unknown fusion {fusion!r}; valid fusion functions: {', '.join(sorted(FUSIONS))}")
-    if alignment is not None and alignment not in ALIGNMENTS:
-        raise ConfigError(f"{where}: alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
+    if alignment is not None and alignment not in ("auto", *ALIGNMENTS):
+        raise ConfigError(f"{where}: alignment must be auto, {' or '.join(ALIGNMENTS)}, got {alignment!r}")
 
 
 @dataclass
@@ -60,7 +60,7 @@ class AdapterConfig:
     target_modules: list[str] | str | None = None  # None: query/value (encoders), all-linear (decoders)
     fusion: str = "add_relu"
     source_layer_offset: int = 1
-    alignment: str = "start"  # "end": pair the prompts' last tokens (decoders; docs/core.md)
+    alignment: str = "auto"  # "start", "end"; "auto": "end" for decoders, else "start" (docs/core.md)
     cross_attention_heads: int = 1
 
     def __post_init__(self) -> None:

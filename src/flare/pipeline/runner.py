@@ -124,8 +124,8 @@ class Experiment:
         if missing:
             raise DataError(f"{where}: {len(missing)} of {len(examples)} questions have no gold answers "
                             f"(e.g. {missing[0]!r}), so the split cannot be scored",
-                            hint="the shared XQuAD and TyDiQA dev files have blanked answers: put files with "
-                                 "answers in a data root of your own (docs/data.md)")
+                            hint="this copy of the data has blanked answers (some older XQuAD / TyDiQA copies do): "
+                                 "use one with answers, e.g. `flare data fetch xquad` (docs/data.md)")
 
     @property
     def translator(self):
@@ -209,8 +209,8 @@ class Experiment:
         return self.stage1_dir
 
     def _stage1_test(self) -> list:
-        """The English test set of stage 1; for QA without gold answers there (TyDiQA's English dev
-        file in the shared data is blanked) stage 1 goes on without a test score."""
+        """The English test set of stage 1; for QA without gold answers there (an older, blanked copy
+        of TyDiQA's English dev file) stage 1 goes on without a test score."""
         try:
             test = self.load(self.english, "test", self.config.stage1.max_eval_examples, self.config.stage1_seed)
         except DataError as err:
@@ -346,7 +346,7 @@ class Experiment:
             save_config(self.config, self.output_dir / "config.yaml")
         methods = [self.method(method)] if method else self.config.methods
         languages = [language] if language else self.config.languages
-        for name in languages:  # a test set that cannot be scored (blanked answers) fails before any training
+        for name in languages:  # a test set that cannot be read fails before any training
             self.task.load(name, "test", self.data_root.path)
         self.stage1()
         seeds = [seed] if seed is not None else self.config.seeds

@@ -31,6 +31,15 @@ def load_stage1_model(head, stage1_dir: Path) -> PeftModel:
     return PeftModel.from_pretrained(model, str(stage1_dir), is_trainable=False)
 
 
+def resolve_alignment(alignment: str, head_kind: str) -> str:
+    """Alignment "auto": decoders pair the prompts at their end (the state that has read the whole English
+    prompt meets the position that predicts; docs/core.md), encoders and encoder-decoders at
+    their start (every encoder state has read the whole sentence)."""
+    if alignment != "auto":
+        return alignment
+    return "end" if head_kind == "decoder" else "start"
+
+
 def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path,
                  encoder_dim: int | None = None, seed: int = 0):
     """The model a method trains (or, for zero-shot / translate-test, evaluates)."""
@@ -48,7 +57,8 @@ def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, 
     flare_config = FlareConfig(
         r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout,
         target_modules=adapter.target_modules or head.lora_targets,
-        fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset, alignment=adapter.alignment,
+        fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset,
+        alignment=resolve_alignment(adapter.alignment, head.kind),
         cross_attention_heads=adapter.cross_attention_heads, modules_to_save=list(head.trainable_heads),
         source_kind="encoder" if method == "flare-mt" else "model", source_encoder_dim=encoder_dim,
         init_seed=seed,

@@ -4,11 +4,10 @@ Data (SQuAD 1.1 JSON, XTREME layout): ``<root>/tydiqa/tydiqa.goldp.<lang>.dev.js
 ar bn en fi id ko ru sw te, and ``tydiqa.goldp.en.train.json`` (3,696 questions, 3,429 distinct
 paragraphs).  Not parallel: ``example.english`` is always ``None``.
 
-Gold answers: the dev files in the shared data root (all 9 languages) have every answer
-blanked (``{"text": "", "answer_start": 0}``); only the English training file has answers.
-Loading a blanked file raises DataError saying so; ``TyDiQATask(allow_unanswered=True)``
-loads its questions with ``answers == ()`` (prediction only).  So on the shared data the test
-split cannot be scored: use en validation, or place dev files with answers in the data root.
+Gold answers: every file carries them (the shared data root included).  Some older copies of
+the dev files have every answer blanked (``{"text": "", "answer_start": 0}``); loading such a
+file raises DataError saying so, and ``TyDiQATask(allow_unanswered=True)`` loads its questions
+with ``answers == ()`` (prediction only).
 
 Languages (ISO 639-1, as in the file names; the authors' codes ben / ind / tel are accepted as
 aliases): ar bn en fi id ko ru sw te.  ``en`` is the English side.

@@ -1,16 +1,17 @@
 """XQuAD: extractive QA, professionally translated and parallel by question id.
 
 Data (SQuAD 1.1 JSON): ``<root>/xquad/xquad.<lang>.json``; 1,190 questions over 240
-paragraphs, the same question ids in every language.  (In the XTREME layout every question sits
-in its own one-paragraph article, so paragraphs are recognised by their context text.)
+paragraphs, the same question ids in every language.  (Paragraphs are recognised by their context
+text, so both the original layout and the XTREME one, a one-paragraph article per question, work.)
 
-Languages (ISO 639-1, as in the file names): en de es tr vi zh; ``en`` is the English side.
+Languages (ISO 639-1, as in the file names): en ar de el es hi ro ru th tr vi zh (the twelve of
+XQuAD); ``en`` is the English side.
 
-Gold answers: the copies in the shared data root have every answer blanked
-(``{"text": "", "answer_start": 0}``, all 1,190 questions, all 6 languages).  Loading them
-raises DataError saying so; ``XQuADTask(allow_unanswered=True)`` (``get_task("xquad",
-{"allow_unanswered": True})``) loads the questions with ``answers == ()`` for prediction-only
-use.  Place files with gold answers in the data root to train and score.
+Gold answers: every question carries one (the shared data root and the public repository alike).
+Some older copies (the XTREME layout) have every answer blanked (``{"text": "", "answer_start":
+0}``); loading such a file raises DataError saying so, and ``XQuADTask(allow_unanswered=True)``
+(``get_task("xquad", {"allow_unanswered": True})``) loads its questions with ``answers == ()`` for
+prediction-only use.
 
 Split protocol: questions are grouped by the **English paragraph** of their id (the context of
 the same id in ``xquad.en.json``), so a paragraph and all its translations land in one split, the
@@ -37,7 +38,7 @@ from flare.tasks.readers import SquadQuestion, read_squad
 from flare.tasks.splits import assign_groups
 from flare.tasks.tables import show_ids
 
-LANGUAGES = ("en", "de", "es", "tr", "vi", "zh")
+LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 PROPORTIONS = (0.6, 0.2, 0.2)
 SALT = "xquad"
 
