@@ -1,4 +1,5 @@
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from flare.cli.main import app
@@ -69,3 +70,16 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding():
     assert sorted(i for b in batches for i in b) == list(range(200))
     padding = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
     assert padding < 0.2 * sum(lengths)
+
+
+def test_device_is_checked(tmp_path):
+    from flare.errors import FlareError
+    from flare.pipeline.training import make_accelerator
+
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda or mps, got 'gpu'"):
+        load_config(write(tmp_path, "device: gpu\n"))
+    assert load_config(write(tmp_path, "device: mps\n")).device == "mps"
+    if not torch.cuda.is_available():
+        with pytest.raises(FlareError, match="torch sees no CUDA GPU"):
+            make_accelerator("cuda")
+    assert make_accelerator("cpu").device.type == "cpu"

@@ -91,3 +91,18 @@ def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_
     theirs.backward()
     for name, param in model.trainable_parameters().items():
         torch.testing.assert_close(grads[name], param.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_the_prompt_does_not_depend_on_the_gold_label(tiny_checkpoints):
+    """Label words of different token lengths: a long text is cut to the same prompt whatever its
+    label (the budget is set by the longest label word), at training and at test time alike."""
+    head = create_head(get_task("nusax"), tiny_checkpoints["llama"], 16)
+    head.label_ids = [[11], [12, 13], [14, 15, 16]]
+    text = ("ini " * 40).strip()
+    prompts = []
+    for label in range(3):
+        encoded = head.encode((text,), label)
+        prompt_length = sum(1 for t in encoded.labels if t == -100)
+        prompts.append(encoded.input_ids[:prompt_length])
+        assert len(encoded.input_ids) <= 16
+    assert prompts[0] == prompts[1] == prompts[2]

@@ -9,7 +9,7 @@ the target that has a source (``target_lengths`` tokens from the first real one;
 real tokens); answer tokens after it, in training, and generated tokens have none.
 
 Target positions with no source partner (target longer than the source, padding, tokens after the
-prompt) are marked invalid and get plain LoRA. Source padding is never paired, so its content
+prompt, with either pairing) are marked invalid and get plain LoRA. Source padding is never paired, so its content
 cannot matter. The same rule holds in a teacher-forced forward pass and step by step in
 generation, because it only depends on a position's distance from the first real target token.
 """
@@ -36,25 +36,32 @@ class Alignment:
     source_start: torch.Tensor  # (B,) first real source position
     source_length: torch.Tensor  # (B,) number of real source tokens
     source_positions: int  # padded source length
+    target_end: torch.Tensor | None = None  # (B,) first target position after the prompt (None: no end)
 
     @classmethod
     def build(cls, source_mask: torch.Tensor, target_mask: torch.Tensor | None, *, at_end: bool = False,
               target_lengths: torch.Tensor | None = None, target_width: int | None = None) -> "Alignment":
-        """``target_lengths`` (B,): the prompt's real tokens, used with ``at_end``; by default
-        the target's real tokens (``target_width`` of them when there is no target mask)."""
+        """``target_lengths`` (B,): the prompt's real tokens (only they are paired, with either
+        pairing); by default the target's real tokens (``target_width`` of them when there is no
+        target mask)."""
         batch, device = source_mask.shape[0], source_mask.device
         if target_mask is None:
             target_start = torch.zeros(batch, dtype=torch.long, device=device)
         else:
             target_start = first_real_position(target_mask)
         source_length = source_mask.long().sum(dim=1)
+        if target_lengths is None and target_mask is not None:
+            target_lengths = target_mask.long().sum(dim=1)
+        elif target_lengths is None and target_width is not None:
+            target_lengths = torch.full((batch,), target_width, dtype=torch.long, device=device)
+        target_end = None if target_lengths is None else target_start + target_lengths.to(device).long()
         paired_start = target_start
         if at_end:
-            if target_lengths is None:
-                target_lengths = (target_mask.long().sum(dim=1) if target_mask is not None
-                                  else torch.full((batch,), target_width, dtype=torch.long, device=device))
-            paired_start = target_start + target_lengths.to(device).long() - source_length
-        return cls(target_start, paired_start, first_real_position(source_mask), source_length, source_mask.shape[1])
+            if target_end is None:
+                raise ValueError("end alignment needs the target's mask, width or prompt lengths")
+            paired_start = target_end - source_length
+        return cls(target_start, paired_start, first_real_position(source_mask), source_length, source_mask.shape[1],
+                   target_end)
 
     def repeat_interleave(self, times: int) -> "Alignment":
         """Follow the batch expansion that generate() does for beams / several sequences."""
@@ -64,6 +71,7 @@ class Alignment:
             self.source_start.repeat_interleave(times),
             self.source_length.repeat_interleave(times),
             self.source_positions,
+            None if self.target_end is None else self.target_end.repeat_interleave(times),
         )
 
     def index(self, target_len: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,6 +79,8 @@ class Alignment:
         positions = torch.arange(offset, offset + target_len, device=self.target_start.device)[None, :]
         rank = positions - self.paired_start[:, None]  # j: the j-th real source token is the partner
         valid = (rank >= 0) & (rank < self.source_length[:, None]) & (positions >= self.target_start[:, None])
+        if self.target_end is not None:
+            valid &= positions < self.target_end[:, None]
         index = (self.source_start[:, None] + rank).clamp(0, self.source_positions - 1)
         return index, valid
 

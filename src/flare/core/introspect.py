@@ -39,6 +39,27 @@ class BlockAddress:
         return f"{self.stack}.{self.index}.{self.within}"
 
 
+# Modules that read a block's input (the hidden-size residual stream, normalised): the query, key
+# and value projections of the families transformers has (separate or fused).
+BLOCK_INPUT_MODULES = ("q_proj", "k_proj", "v_proj", "query", "key", "value", "q", "k", "v", "qkv_proj",
+                       "query_key_value", "c_attn", "Wqkv", "in_proj")
+
+
+def reads_block_input(within: str) -> bool:
+    """Whether a module at `within` (its name inside the block) reads the block's input."""
+    return within.rsplit(".", 1)[-1] in BLOCK_INPUT_MODULES
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """Loaded with bitsandbytes (4-bit or 8-bit) or another transformers quantizer."""
+    if getattr(model, "hf_quantizer", None) is not None or getattr(model, "is_quantized", False):
+        return True
+    inner = getattr(getattr(model, "base_model", None), "model", None)  # a PEFT model's transformers model
+    if inner is not None and inner is not model and getattr(inner, "hf_quantizer", None) is not None:
+        return True
+    return any(type(m).__name__ in ("Linear4bit", "Linear8bitLt", "Params4bit") for m in model.modules())
+
+
 def text_config(model: nn.Module):
     config = model.config
     return config.get_text_config() if hasattr(config, "get_text_config") else config

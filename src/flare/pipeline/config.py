@@ -129,7 +129,7 @@ class ExperimentConfig:
     qa: QAConfig = field(default_factory=QAConfig)
     mt_encoder: str | None = None  # flare-mt's encoder; None: the task model's own encoder
     xmixup: dict[str, Any] = field(default_factory=dict)
-    device: str = "auto"  # "auto", "cpu", "cuda"
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps" (a missing device is an error, not a fall-back)
     precision: str = "no"  # "no", "bf16", "fp16"
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     tensorboard: bool = False
@@ -148,6 +148,9 @@ class ExperimentConfig:
             raise ConfigError(f"method names must be unique, got {names}")
         if self.precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"precision must be no, bf16 or fp16, got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r} "
+                              "(one GPU of several: set CUDA_VISIBLE_DEVICES)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -235,7 +235,9 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
     def encode(self, fields, label: int, paired=None) -> Encoded:
         text = self.render(fields) if paired is None else "English: " + "\n".join(paired) + "\n" + self.render(fields)
         answer = self.label_ids[label] + [self.tokenizer.eos_token_id]
-        budget = (2 if paired else 1) * self.max_length - len(answer)
+        # the same prompt budget for every label: the prompt a model sees must not depend on the gold label
+        longest_answer = max(len(word) for word in self.label_ids) + 1
+        budget = (2 if paired else 1) * self.max_length - longest_answer
         prompt = self.prompt_ids(text, budget)
         return Encoded(prompt + answer, [-100] * len(prompt) + answer)
 

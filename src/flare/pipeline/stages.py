@@ -52,6 +52,7 @@ def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, 
         if head.kind == "encoder-decoder":
             raise ConfigError("xmixup runs with encoder and decoder models; encoder-decoder models "
                               "(its source pass has no decoder input) are not supported")
+        _refuse_quantized_xmixup(stage1)
         lora = get_peft_model(stage1.merge_and_unload(), lora_config(adapter, head))
         return XMixupModel(lora, XMixupConfig(**config.xmixup))
     flare_config = FlareConfig(
@@ -65,6 +66,15 @@ def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, 
     )
     # lora and input-fusion are the same adapter given no source: exactly PEFT's LoRA.
     return get_flare_model(stage1, flare_config)
+
+
+def _refuse_quantized_xmixup(stage1) -> None:
+    from flare.core.introspect import is_quantized
+
+    if is_quantized(stage1):
+        raise ConfigError("xmixup on a quantized (4-bit / 8-bit) base is not supported: its model merges the "
+                          "stage-1 adapter, which would re-quantize the weights and change the stage-1 model "
+                          "(FLARE, LoRA and input-fusion keep it unmerged); run xmixup without quantization")
 
 
 def load_stage3(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path, folder: Path):

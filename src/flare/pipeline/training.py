@@ -39,11 +39,32 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(device: str) -> None:
+    """A device that is asked for must be there: no silent fall-back to the CPU."""
+    if device not in DEVICES:
+        raise FlareError(f"device must be one of {', '.join(DEVICES)}, got {device!r} "
+                         "(one GPU of several: set CUDA_VISIBLE_DEVICES, or run under `accelerate launch`)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FlareError("device=cuda, but torch sees no CUDA GPU here (torch.cuda.is_available() is False; "
+                         f"torch {torch.__version__} built {'with' if torch.version.cuda else 'without'} CUDA); "
+                         "use device=cpu or auto")
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise FlareError("device=mps, but torch has no MPS (Apple GPU) backend here; use device=cpu or auto")
+
+
 def make_accelerator(device: str = "auto", precision: str = "no") -> Accelerator:
     """Under `accelerate launch` / torchrun the processes share each batch: `batch_size` is the
-    global batch, split between them, so N processes train as one process would."""
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+    global batch, split between them, so N processes train as one process would. `device`:
+    auto (CUDA, else MPS, else CPU, accelerate's choice), cpu, cuda or mps (checked)."""
+    check_device(device)
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=precision,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    if device in ("cuda", "mps") and accelerator.device.type != device:
+        raise FlareError(f"device={device} was asked for, but accelerate chose {accelerator.device}")
+    return accelerator
 
 
 @torch.no_grad()

@@ -37,9 +37,11 @@ def estimate_bytes(model, features: list[dict], dtype: torch.dtype) -> int:
 
 def cache_key(model, features: list[dict], dtype: torch.dtype) -> str:
     """A hash of what the source states depend on (see the module docstring)."""
-    fingerprint = store.Fingerprint("source-states", str(dtype), sorted(model.source_key.items()))
-    # the frozen source model: trainable parameters are off in the source pass
-    fingerprint.add_weights((n, p) for n, p in model.peft_model.named_parameters() if not p.requires_grad)
+    # the source model: every weight and the architecture config of the stage-1 model as given
+    # (core/fingerprint.py); the tokenizer enters through the token rows, the kernels through
+    # the library versions (store.Fingerprint)
+    fingerprint = store.Fingerprint("source-states", str(dtype), sorted(model.source_key.items()),
+                                    model.flare_config.base_fingerprint, model.stacked)
     return fingerprint.add_token_rows(f["source_input_ids"] for f in features).key()
 
 

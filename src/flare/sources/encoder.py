@@ -94,7 +94,7 @@ def add_encoder_states(features: list[dict], examples: Sequence, encoder_source:
     if cache_dir is not None:
         fingerprint = store.Fingerprint("encoder-states", type(encoder_source.encoder).__name__,
                                         encoder_source.language_code, str(dtype))
-        fingerprint.add_weights(encoder_source.encoder.named_parameters())
+        fingerprint.add_model(encoder_source.encoder)
         entry_key = fingerprint.add_token_rows(token_rows).key()
         entry = store.find(cache_dir, entry_key)
         if entry is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flare.core.fingerprint import model_fingerprint
 from flare.errors import FlareError
 
 INDEX = "index.json"
@@ -30,22 +31,16 @@ class Fingerprint:
 
     def __init__(self, *parts):
         self._digest = hashlib.sha256()
-        for part in (FORMAT, *parts):
+        for part in (FORMAT, _library_versions(), *parts):
             self.add(part)
 
     def add(self, part) -> "Fingerprint":
         self._digest.update(json.dumps(part, sort_keys=True, default=str).encode() + b"\x00")
         return self
 
-    @torch.no_grad()
-    def add_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> "Fingerprint":
-        """Name, shape, sum and first values of each tensor: enough to tell two checkpoints apart
-        without hashing every byte of a large model."""
-        for name, param in named_parameters:
-            values = param.detach().float()
-            self._digest.update(f"{name}{tuple(param.shape)}{values.double().sum().item():.10e}".encode())
-            self._digest.update(values.flatten()[:64].cpu().numpy().tobytes())
-        return self
+    def add_model(self, model: torch.nn.Module) -> "Fingerprint":
+        """Every weight and the architecture config (flare.core.fingerprint)."""
+        return self.add(model_fingerprint(model))
 
     def add_token_rows(self, rows: Iterable[Iterable[int]]) -> "Fingerprint":
         for row in rows:
@@ -54,6 +49,13 @@ class Fingerprint:
 
     def key(self) -> str:
         return self._digest.hexdigest()[:20]
+
+
+def _library_versions() -> dict[str, str]:
+    """Other kernels can give other states: entries of other torch / transformers versions are not reused."""
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def find(cache_dir: str | os.PathLike, key: str) -> Path | None:
