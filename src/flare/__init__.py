@@ -1,5 +1,10 @@
-"""FLARE: language fusion for parameter-efficient cross-lingual transfer."""
+"""FLARE: language fusion for parameter-efficient cross-lingual transfer.
 
+The names below are imported when first used (PEP 562), so `import flare` and `flare --help` do
+not load torch, transformers and PEFT.
+"""
+
+import importlib
 import logging
 
 # PEFT imports bitsandbytes, which warns at every start (on CPUs with AVX512-BF16) that the optional
@@ -7,22 +12,31 @@ import logging
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: "kernels-community" not in record.getMessage())
 
-from flare.core.config import FlareConfig
-from flare.core.fusion import FUSIONS, register_fusion
-from flare.core.model import FlareModel, get_flare_model
-from flare.core.states import SourceStates
-from flare.errors import ConfigError, DataError, FlareError
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "FUSIONS",
-    "ConfigError",
-    "DataError",
-    "FlareConfig",
-    "FlareError",
-    "FlareModel",
-    "SourceStates",
-    "get_flare_model",
-    "register_fusion",
-]
+_EXPORTS = {
+    "FUSIONS": "flare.core.fusion",
+    "register_fusion": "flare.core.fusion",
+    "FlareConfig": "flare.core.config",
+    "FlareModel": "flare.core.model",
+    "get_flare_model": "flare.core.model",
+    "SourceStates": "flare.core.states",
+    "ConfigError": "flare.errors",
+    "DataError": "flare.errors",
+    "FlareError": "flare.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flare' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -208,15 +208,16 @@ def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 
 def format_table(result: dict) -> str:
     lines = [f"model {result['model']}, batch {result['batch_size']}, length {result['length']}, "
              f"{result['threads']} threads, median of {result['steps']} steps after {result['warmup']} warm-up",
+             "step: seconds per training step; MiB: peak memory; eval/s: examples per second; x: the ratio to PEFT LoRA",
              "",
-             "| method | train step (s) | x PEFT LoRA | peak memory (MiB) | x PEFT LoRA | eval (examples/s) | x PEFT LoRA |",
+             "| method | step | x | MiB | x | eval/s | x |",
              "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['method']} | {r['step_seconds']:.3f} | {r['step_ratio']:.2f} | {r['peak_rss_mb']:.0f} | "
                      f"{r['memory_ratio']:.2f} | {r['eval_examples_per_second']:.1f} | {r['eval_ratio']:.2f} |")
     if result.get("profile"):
         lines += ["", "Python time in flare's own code, per training step (cProfile, an upper bound):", "",
-                  "| method | flare Python (ms) | share of the profiled step |", "|---|---|---|"]
+                  "| method | flare ms | share |", "|---|---|---|"]
         for r in result["rows"]:
             lines.append(f"| {r['method']} | {1000 * r['flare_python_seconds_per_step']:.1f} | "
                          f"{100 * r['flare_python_share']:.1f} % |")

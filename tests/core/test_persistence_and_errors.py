@@ -27,7 +27,8 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, family, fusion):
     fresh_base = copy.deepcopy(base)
     model = trained_like(get_flare_model(base, FlareConfig(fusion=fusion, init_seed=0)))
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["flare_adapter.safetensors", "flare_config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "base_config.json", "flare_adapter.safetensors",
+                                                        "flare_config.json"]
     loaded = FlareModel.from_pretrained(fresh_base, tmp_path)
     batch = random_batch(family)
     source = random_batch(family, length=5, seed=4, labels=False)

@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from flare.cli.main import app
 from flare.errors import DataError
-from flare.pipeline.compare import compare
+from flare.pipeline.compare import compare, compare_family
+from flare.pipeline.stats import adjust_p_values, hierarchical_bootstrap, paired_bootstrap
+from flare.tasks.metrics import accuracy
 
 
 def write_run(root, method, language, seed, predicted, gold):
@@ -75,3 +77,114 @@ def test_cli_prints_and_writes_files(study):
     rows = json.loads((study / "report" / "compare-flare-vs-lora.json").read_text())
     assert [r["language"] for r in rows] == ["jav", "sun"]
     assert (study / "report" / "compare-flare-vs-lora.csv").read_text().startswith("language,seeds,examples")
+
+
+# ------------------------------------------------------------------ corrections over the family
+
+
+def test_holm_and_bh_against_a_hand_computation():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # Holm, sorted 0.005, 0.01, 0.03, 0.04: 4*0.005=0.02, 3*0.01=0.03, 2*0.03=0.06, max(0.06, 1*0.04)=0.06
+    assert adjust_p_values(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH, rank r: 4*p/r = 0.02, 0.02, 0.04, 0.04; running minimum from the largest p: unchanged
+    assert adjust_p_values(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    # BH's running minimum matters here: 3*0.02/1=0.06 > 3*0.03/2=0.045, so both get 0.045
+    assert adjust_p_values([0.02, 0.5, 0.03], "bh") == pytest.approx([0.045, 0.5, 0.045])
+    assert adjust_p_values([0.02, 0.5, 0.03], "holm") == pytest.approx([0.06, 0.5, 0.06])
+    assert adjust_p_values([0.6, 0.7], "holm") == [1.0, 1.0]  # 2*0.6 capped at 1, then monotone
+    assert adjust_p_values(p, "none") == p
+    with pytest.raises(ValueError, match="unknown correction"):
+        adjust_p_values(p, "bonferroni-ish")
+
+
+def test_compare_adjusts_over_every_language_of_every_pair(study):
+    one = {c.language: c for c in compare(study, "flare", "lora", resamples=200)}
+    # raw p: jav 0 (taken as 1/200 = 0.005), sun 1; Holm over 2 tests: jav 2*0.005
+    assert one["jav"].p_value == 0 and one["jav"].p_adjusted == pytest.approx(0.01)
+    assert one["sun"].p_adjusted == 1.0 and one["jav"].correction == "holm"
+    family = compare_family(study, [("flare", "lora"), ("lora", "flare")], resamples=200)
+    assert [(c.method_a, c.language) for c in family.comparisons] == [
+        ("flare", "jav"), ("flare", "sun"), ("lora", "jav"), ("lora", "sun")]
+    assert family.comparisons[0].p_adjusted == pytest.approx(0.02)  # 4 tests now: 4*0.005
+    assert family.description == "4 tests: all languages of flare vs lora, lora vs flare"
+    raw = compare_family(study, [("flare", "lora")], resamples=200, correction="none").comparisons
+    assert [c.p_adjusted for c in raw] == [0.005, 1.0]
+
+
+def test_resampling_seeds_counts_a_seed_that_disagrees():
+    gold = [i % 3 for i in range(300)]
+
+    def wrong(errors):  # the first `errors` predictions wrong
+        return [(g + 1) % 3 if i < errors else g for i, g in enumerate(gold)]
+
+    # per-seed accuracy of A minus B: +40, -30, +40 points; B is the same in every seed
+    pred_a = [wrong(30), wrong(240), wrong(30)]
+    pred_b = [wrong(150)] * 3
+    seeds_too = hierarchical_bootstrap(pred_a, pred_b, gold, accuracy, n_resamples=400, seed=3)
+    assert seeds_too["delta"] == pytest.approx(50 / 3)
+    # the mean over seeds is <= 0 when the bad seed is drawn twice or more: 7/27 of the resamples
+    assert 0.15 < seeds_too["p_value"] < 0.4 and seeds_too["ci_low"] < 0 < seeds_too["ci_high"]
+    examples_only = paired_bootstrap(list(zip(*pred_a)), list(zip(*pred_b)), gold,
+                                     lambda p, r: sum(accuracy([x[s] for x in p], r) for s in range(3)) / 3,
+                                     n_resamples=400, seed=3)
+    assert examples_only["delta"] == pytest.approx(50 / 3) and examples_only["p_value"] < 0.01
+    with pytest.raises(ValueError, match="seeds of A"):
+        hierarchical_bootstrap(pred_a, pred_b[:2], gold, accuracy)
+
+
+def test_compare_can_resample_seeds(study):
+    jav = next(c for c in compare(study, "flare", "lora", resamples=100, resample_seeds=True) if c.language == "jav")
+    assert jav.resampled == "seeds+examples" and jav.p_value < 0.05 and jav.ci_low > 0
+
+
+def test_cli_compares_several_pairs_in_one_family(study):
+    write_run(study, "xmixup", "jav", 1, [0] * 300, [0] * 300)
+    result = CliRunner().invoke(app, ["compare", str(study), "flare", "lora", "xmixup", "--pair", "lora:xmixup",
+                                      "--resamples", "50", "--correction", "bh", "--resample-seeds"])
+    assert result.exit_code == 0, result.output
+    stem = study / "report" / "compare-flare-vs-lora+flare-vs-xmixup+lora-vs-xmixup-seeds-bh"
+    text = stem.with_name(stem.name + ".md").read_text()
+    assert "Family: 4 tests: all languages of flare vs lora, flare vs xmixup, lora vs xmixup" in text
+    assert "Benjamini-Hochberg" in text and "seeds (with replacement)" in text and "p (BH)" in text
+    assert "Benjamini-Hochberg" in result.output  # printed too
+    rows = json.loads(stem.with_name(stem.name + ".json").read_text())
+    assert [(r["method_a"], r["method_b"], r["language"]) for r in rows] == [
+        ("flare", "lora", "jav"), ("flare", "lora", "sun"), ("flare", "xmixup", "jav"), ("lora", "xmixup", "jav")]
+    assert {r["correction"] for r in rows} == {"bh"} and {r["resampled"] for r in rows} == {"seeds+examples"}
+    bad = CliRunner().invoke(app, ["compare", str(study), "flare", "lora", "--pair", "lora"])
+    assert bad.exit_code == 2 and "A:B" in bad.output
+
+
+def test_compare_a_variant_chosen_on_validation(study):
+    # Variants of flare on jav: flare-add holds lora's test predictions and the best validation score,
+    # flare-mul flare's (better on test); with --select-on validation "flare" means flare-add.
+    for seed in (1, 2, 3):
+        for variant, valid in (("flare-add", 90.0), ("flare-mul", 50.0)):
+            source = json.loads((study / "results" / ("lora" if variant == "flare-add" else "flare") / "jav"
+                                 / f"seed-{seed}.json").read_text())
+            source.update(method=variant, base_method="flare")
+            source["metrics"]["validation"] = {"accuracy": valid}
+            path = study / "results" / variant / "jav" / f"seed-{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(source))
+    for seed in (1, 2, 3):  # lora, and flare (now a third variant), get validation scores too
+        for method in ("lora", "flare"):
+            path = study / "results" / method / "jav" / f"seed-{seed}.json"
+            data = json.loads(path.read_text())
+            data.update(base_method=method)
+            data["metrics"]["validation"] = {"accuracy": 60.0}
+            path.write_text(json.dumps(data))
+    family = compare_family(study, [("flare", "lora")], resamples=50, select_on="validation")
+    jav = next(c for c in family.comparisons if c.language == "jav")
+    assert jav.delta == pytest.approx(0.0)  # flare-add holds lora's predictions
+    assert "flare-add" in family.selected["flare"]
+
+
+def test_too_few_resamples_to_pass_the_correction_is_said(study):
+    from flare.pipeline.compare import format_family
+
+    family = compare_family(study, [("flare", "lora")], resamples=20)  # p = 0 enters as 1/20, Holm 2/20
+    jav = family.comparisons[0]
+    assert jav.p_value == 0 and jav.p_adjusted == pytest.approx(0.1)
+    assert "raise --resamples" in format_family(family)
+    assert "raise --resamples" not in format_family(compare_family(study, [("flare", "lora")], resamples=200))

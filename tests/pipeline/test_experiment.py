@@ -26,7 +26,8 @@ def test_every_method_runs_and_writes_its_result(tmp_path, tiny_checkpoints, fam
         methods.remove("xmixup")
     experiment = Experiment(tiny_config(tmp_path, tiny_checkpoints[family], "[" + ",".join(methods) + "]"))
     written = experiment.run()
-    assert len(written) == len(methods)
+    assert len(written) == len(methods) + 1  # and flare's row with no English at test time
+    assert (tmp_path / "run" / "results" / "flare-no-english" / "jav" / "seed-1.json") in written
     for method in methods:
         result = json.loads((tmp_path / "run" / "results" / method / "jav" / "seed-1.json").read_text())
         assert result["method"] == method and result["language"] == "jav"
@@ -57,12 +58,22 @@ def test_cli_run_prints_the_table_and_writes_report_files(tmp_path, tiny_checkpo
     assert rebuilt.exit_code == 0 and "lora" in rebuilt.output
 
 
-def test_tensorboard_logs_are_written(tmp_path, tiny_checkpoints):
-    config = tiny_config(tmp_path, tiny_checkpoints["bert"], "[lora]")
-    config.tensorboard = True
+@pytest.mark.parametrize("setting", ["tensorboard=true", "log_with=[tensorboard]"])
+def test_tracker_logs_are_written(tmp_path, tiny_checkpoints, setting):
+    """Experiment trackers go through accelerate's tracker classes (log_with), one run each."""
+    config = load_config(None, [f"model={tiny_checkpoints['bert']}", f"output_dir={tmp_path / 'run'}",
+                                "methods=[lora]", *FAST, setting])
     Experiment(config).run()
-    logs = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
-    assert {p.parent.name for p in logs} == {"stage1", "seed-1"}
+    root = tmp_path / "run" / "tensorboard"
+    runs = {p.relative_to(root).parts[0] for p in root.rglob("events.out.tfevents.*")}
+    assert runs == {"stage1", "lora-jav-seed-1"}  # one folder a run (its settings in a subfolder)
+
+
+def test_an_unknown_tracker_fails_when_the_config_is_read():
+    from flare.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="log_with: unknown tracker 'tensorbored'"):
+        load_config(None, ["log_with=[tensorbored]"])
 
 
 def test_qa_with_an_encoder_decoder_is_refused_clearly(tmp_path_factory):
@@ -84,7 +95,7 @@ def test_decoder_in_4bit_runs_lora_and_flare(tmp_path, tiny_checkpoints):
     config.quantization = "4bit"
     messages = []
     written = Experiment(config, log=messages.append).run()
-    assert len(written) == 3
+    assert len(written) == 4  # with flare-no-english
     assert any("no CUDA device" in m for m in messages)
     result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
     assert result["config"]["quantization"] == "4bit"
@@ -152,7 +163,7 @@ def test_same_seed_same_stage1_and_stage3(tmp_path, tiny_checkpoints):
 def test_a_decoder_flare_run_with_end_alignment_trains_saves_and_reloads_it(tmp_path, tiny_checkpoints):
     config = tiny_config(tmp_path, tiny_checkpoints["llama"], "[{name: flare-end, method: flare, alignment: end}]")
     experiment = Experiment(config)
-    assert len(experiment.run()) == 1
+    assert len(experiment.run()) == 2  # and flare-end-no-english
     saved = json.loads((tmp_path / "run" / "results" / "flare-end" / "jav" / "seed-1.json").read_text())
     [adapter_config] = (tmp_path / "run").rglob("flare-end/**/flare_config.json")
     assert json.loads(adapter_config.read_text())["alignment"] == "end"

@@ -35,7 +35,7 @@ def xquad_de(qa_data_root):
 @pytest.mark.parametrize("family", ["bert", "llama"])
 def test_every_method_answers_questions_and_writes_its_result(tmp_path, qa_checkpoints, qa_data_root, family):
     experiment = Experiment(qa_config(tmp_path, qa_checkpoints[family], qa_data_root, family, METHODS))
-    assert len(experiment.run()) == len(METHODS)
+    assert len(experiment.run()) == len(METHODS) + 1  # and flare-no-english
     stage1 = json.loads((tmp_path / "run" / "stage1" / "stage1.json").read_text())
     assert set(stage1["test"]) == {"exact_match", "f1"}
     for method in METHODS:
@@ -62,7 +62,7 @@ def test_every_method_answers_questions_and_writes_its_result(tmp_path, qa_check
     saved = json.loads((tmp_path / "run" / "results" / "flare" / "de" / "seed-1.json").read_text())
     assert experiment.evaluate_saved("flare", "de", 1, "de") == saved["metrics"]["test"]
     report = build_report(tmp_path / "run")
-    assert report.metric == "f1" and set(report.methods) == set(METHODS) and not report.warnings
+    assert report.metric == "f1" and set(report.methods) == {*METHODS, "flare-no-english"} and not report.warnings
 
 
 def test_translate_test_gold_is_the_english_answer(tmp_path, qa_checkpoints, qa_data_root, xquad_de):

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from flare.errors import DataError
+from flare.errors import ConfigError, DataError
 from flare.pipeline.report import (
     AVG,
     build_report,
@@ -235,7 +235,9 @@ def test_fraction_next_to_percent_warns(tmp_path, caplog):
 def test_write_report_outputs(run_dir):
     paths = write_report(run_dir)
     out = run_dir / "report"
-    assert paths == [out / "results.csv", out / "results.md", out / "comparison.png", out / "timings.csv"]
+    # the four core files first; the training files (budget.csv, curves) follow
+    assert paths[:4] == [out / "results.csv", out / "results.md", out / "comparison.png", out / "timings.csv"]
+    assert "selection.csv" not in [p.name for p in paths]  # only with --select-on
     assert all(p.is_file() for p in paths)
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
@@ -432,3 +434,136 @@ def test_cli_writes_the_validation_report_beside_the_test_report(tmp_path):
     test_csv = (tmp_path / "report" / "results.csv").read_text()
     validation_csv = (tmp_path / "report" / "validation" / "results.csv").read_text()
     assert ",test," in test_csv and ",validation," in validation_csv and ",test," not in validation_csv
+
+
+# ------------------------------------------------------------------ --select-on validation
+# Variants of flare: flare-add wins on validation, flare-mul would win on test.
+VARIANTS = {  # method -> language -> (validation per seed, test per seed)
+    "flare-add": {"jav": ((0.80, 0.82, 0.84), (0.60, 0.61, 0.62)), "sun": ((0.70, 0.70, 0.70), (0.50, 0.50, 0.50))},
+    "flare-mul": {"jav": ((0.70, 0.70, 0.70), (0.90, 0.91, 0.92)), "sun": ((0.72, 0.72, 0.72), (0.95, 0.95, 0.95))},
+    "lora": {"jav": ((0.65, 0.65, 0.65), (0.70, 0.72, 0.74)), "sun": ((0.60, 0.60, 0.60), (0.60, 0.61, 0.65))},
+}
+
+
+def populate_variants(run_dir, table=VARIANTS):
+    for method, by_lang in table.items():
+        for language, (valid, test) in by_lang.items():
+            for seed, v, t in zip(SEEDS, valid, test):
+                metrics = {"test": {"macro_f1": t}, "validation": {"macro_f1": v}}
+                write_run(run_dir, result(method, language, seed, metrics, base_method=method.split("-")[0]))
+    return run_dir
+
+
+def test_select_on_validation_reports_the_validation_choice_under_the_base_name(tmp_path):
+    report = build_report(populate_variants(tmp_path), select_on="validation")
+    assert report.methods == ["lora", "flare"]
+    choice = report.selection.choice("flare")
+    # mean validation over jav and sun: flare-add (0.82 + 0.70) / 2 = 0.76 > flare-mul 0.71
+    assert choice.chosen == {AVG: "flare-add"} and choice.variants == ("flare-add", "flare-mul")
+    scores = {c.method: c.score for c in choice.candidates[AVG]}
+    assert scores == pytest.approx({"flare-add": 0.76, "flare-mul": 0.71})
+    assert report.cell("flare", "jav").values == (0.60, 0.61, 0.62)  # flare-add's test scores
+    assert report.cell("flare", AVG).mean == pytest.approx(0.555)
+    assert report.best(AVG) == {"lora"}  # the post-hoc pick (flare-mul, 0.93) would have won
+    assert report.post_hoc == {}
+
+
+def test_the_choice_never_reads_test_scores(tmp_path, monkeypatch):
+    from flare.pipeline import report as report_module
+
+    runs, _ = load_results(populate_variants(tmp_path))
+    read = []
+    original = report_module.RunResult.value
+    monkeypatch.setattr(report_module.RunResult, "value",
+                        lambda self, split, metric: read.append(split) or original(self, split, metric))
+    selection = report_module.select_variants(runs, "macro_f1", "validation")
+    assert set(read) == {"validation"}
+    assert selection.choice("flare").chosen == {AVG: "flare-add"}
+    selection = report_module.select_variants(runs, "macro_f1", "validation", per_language=True)
+    assert set(read) == {"validation"}
+    assert selection.choice("flare").chosen == {"jav": "flare-add", "sun": "flare-mul"}
+
+
+def test_select_per_language(tmp_path):
+    report = build_report(populate_variants(tmp_path), select_on="validation", per_language=True)
+    assert report.cell("flare", "jav").values == (0.60, 0.61, 0.62)  # flare-add on jav
+    assert report.cell("flare", "sun").values == (0.95, 0.95, 0.95)  # flare-mul on sun (0.72 > 0.70)
+    assert report.cell("flare", AVG).mean == pytest.approx((0.61 + 0.95) / 2)
+
+
+def test_selection_tables_and_files(tmp_path):
+    run_dir = populate_variants(tmp_path)
+    paths = write_report(run_dir, select_on="validation", out_dir=tmp_path / "out")
+    assert "selection.csv" in [p.name for p in paths]
+    rows = read_csv(tmp_path / "out" / "selection.csv")
+    assert [(r["candidate"], r["language"], float(r["score"]), r["chosen"]) for r in rows] == [
+        ("flare-add", "avg", pytest.approx(0.76), "True"), ("flare-mul", "avg", pytest.approx(0.71), "False")]
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "| flare (chosen on validation) |" in text
+    assert "## Selection on validation" in text and "test avg (post-hoc)" in text
+    assert "| flare-add | **76.0** ✓ | 55.5 |" in text and "| flare-mul | 71.0 | 93.0 |" in text
+    results = read_csv(tmp_path / "out" / "results.csv")
+    assert {r["method"] for r in results} == {"lora", "flare"}
+
+
+def test_variants_are_labelled_post_hoc_without_selection(tmp_path):
+    report = build_report(populate_variants(tmp_path))
+    assert report.post_hoc == {"flare-add": "flare", "flare-mul": "flare"}
+    text = report.table_markdown()
+    assert "| flare-add (post-hoc) |" in text and "| flare-mul (post-hoc) |" in text and "| lora |" in text
+    assert "variants of flare not chosen on validation" in text
+    assert build_report(tmp_path, split="validation").post_hoc == {}  # where the choice is made
+
+
+def test_selection_ties_missing_scores_and_errors(tmp_path):
+    table = {"flare-a": {"jav": ((0.7,) * 3, (0.1,) * 3)}, "flare-b": {"jav": ((0.7,) * 3, (0.9,) * 3)}}
+    report = build_report(populate_variants(tmp_path / "tie", table), select_on="validation")
+    assert report.selection.choice("flare").chosen == {AVG: "flare-a"}  # tie: the first in method order
+    run_dir = populate_variants(tmp_path / "missing", table)
+    write_run(run_dir, result("flare-c", "jav", 1, {"test": {"macro_f1": 0.99}}, base_method="flare"))
+    report = build_report(run_dir, select_on="validation")
+    assert any("flare-c: no validation/macro_f1 value" in w for w in report.warnings)
+    assert report.cell("flare", "jav").values == (0.1, 0.1, 0.1)
+    with pytest.raises(DataError, match="would choose on the split it reports"):
+        build_report(run_dir, split="validation", select_on="validation")
+    with pytest.raises(ConfigError, match="select on validation"):
+        build_report(run_dir, split="validation", select_on="test")
+    only_test = tmp_path / "only-test"
+    for name in ("flare-a", "flare-b"):
+        write_run(only_test, result(name, "jav", 1, {"test": {"macro_f1": 0.5}}, base_method="flare"))
+    with pytest.raises(DataError, match="none of its variants"):
+        build_report(only_test, select_on="validation")
+
+
+def test_cli_report_select_on_validation(tmp_path):
+    from typer.testing import CliRunner
+
+    from flare.cli.main import app
+
+    populate_variants(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--select-on", "validation"])
+    assert result.exit_code == 0, result.output
+    assert "Selection on validation" in result.output
+    assert (tmp_path / "report" / "select-on-validation" / "selection.csv").is_file()
+    assert not (tmp_path / "report" / "results.md").exists()  # the plain report is not overwritten
+    bad = CliRunner().invoke(app, ["report", str(tmp_path), "--per-language"])
+    assert bad.exit_code == 2 and "--select-on" in bad.output
+
+
+def test_a_row_scoring_a_variants_weights_follows_that_variant(tmp_path):
+    # flare-<variant>-no-english: the variant's weights scored without English (weights_from); its
+    # high validation score must not make it a candidate of its own.
+    run_dir = populate_variants(tmp_path)
+    for variant, valid, test in (("flare-add", 0.99, 0.30), ("flare-mul", 0.99, 0.40)):
+        for language in ("jav", "sun"):
+            for seed in SEEDS:
+                metrics = {"test": {"macro_f1": test}, "validation": {"macro_f1": valid}}
+                write_run(run_dir, result(f"{variant}-no-english", language, seed, metrics, base_method="flare",
+                                          weights_from=variant))
+    report = build_report(run_dir, select_on="validation")
+    assert report.selection.choice("flare").variants == ("flare-add", "flare-mul")
+    assert report.methods == ["lora", "flare", "flare-no-english"]
+    assert report.cell("flare-no-english", "jav").values == (0.30, 0.30, 0.30)  # flare-add's weights
+    plain = build_report(run_dir)
+    assert plain.post_hoc == {name: "flare" for name in
+                              ("flare-add", "flare-mul", "flare-add-no-english", "flare-mul-no-english")}

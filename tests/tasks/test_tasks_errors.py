@@ -1,6 +1,5 @@
 """Every bad input raises DataError (or ConfigError) naming the file, the row and what to do."""
 
-import json
 
 import pytest
 

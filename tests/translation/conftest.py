@@ -15,20 +15,8 @@ import warnings
 
 import pytest
 
-SENTENCES = [
-    "the cat sat on the mat",
-    "she went to the market yesterday",
-    "hello world",
-    "where is the capital city of indonesia",
-    "jakarta is the capital of indonesia",
-    "kucing itu duduk di atas tikar",
-    "dia pergi ke pasar kemarin",
-    "selamat pagi dunia",
-    "di mana ibu kota indonesia",
-    "jakarta adalah ibu kota indonesia",
-    "a b c d e f g h i j k l m n o p q r s t u v w x y z",
-    "\" [ ] , . ? ! ' 0 1 2 3 4 5 6 7 8 9",
-]
+from causal_testdata import SENTENCES, causal_tokenizer, save_causal_lm  # noqa: F401 (SENTENCES: used below)
+
 
 TINY = dict(
     d_model=16,
@@ -192,3 +180,9 @@ def marian_en_mul_dir(tmp_path_factory):
     """A multi-target OPUS-MT-like checkpoint: English to many, target chosen by >>xxx<< tokens."""
     folder = tmp_path_factory.mktemp("opus-mt-en-mul-tiny")
     return _marian(folder, "en", "mul", [">>ind<<", ">>jav<<", ">>cmn_Hans<<"], seed=3)
+
+
+# ----------------------------------------------------------------------------- causal LMs
+@pytest.fixture(scope="session")
+def causal_lm_dir(tmp_path_factory):
+    return save_causal_lm(tmp_path_factory.mktemp("tiny-causal-lm"), causal_tokenizer())

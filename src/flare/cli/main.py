@@ -21,9 +21,14 @@ from flare.errors import FlareError
 
 def _quiet_libraries() -> None:
     """Our own messages say what matters; transformers' load reports would bury them."""
+    import warnings
+
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    # PEFT still reads transformers' deprecated `is_gradient_checkpointing` on every model it wraps:
+    # a FutureWarning in every run that the user can do nothing about
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 app = typer.Typer(callback=_quiet_libraries, add_completion=False, no_args_is_help=True,
@@ -53,18 +58,39 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def _print_report(run_dir: Path, split: str = "test") -> None:
-    from flare.pipeline.report import build_report
+def _print_report(run_dir: Path, split: str = "test", select_on: str | None = None,
+                  per_language: bool = False) -> None:
+    from flare.pipeline.report import build_report, selection_markdown
 
-    report = build_report(run_dir, split=split)
-    paths = report.write(run_dir / "report" / ("" if split == "test" else split))
-    Console().print(Markdown(report.table_markdown()))
+    report = build_report(run_dir, split=split, select_on=select_on, per_language=per_language)
+    folder = "" if split == "test" else split
+    if select_on is not None:  # beside the plain report, not over it
+        folder = "-".join(part for part in (folder, "select-on", select_on) if part)
+    paths = report.write(run_dir / "report" / folder)
+    Console().print(Markdown(report.table_markdown() + selection_markdown(report)))
+    _print_training_summary(report)
+    from flare.translation.quality import quality_markdown  # stage 2's MT against the human translation
+
+    if quality := quality_markdown(run_dir):
+        Console().print(Markdown("**Translation quality (stage 2)**\n\n" + quality))
     console.print("written: " + ", ".join(str(p) for p in paths))
+
+
+def _print_training_summary(report) -> None:
+    """The majority-class / chance scores, the budget table and, loudly, models that learned nothing."""
+    from flare.pipeline import report_training
+
+    reference = report_training.reference_markdown(report)
+    Console().print(Markdown((reference + "\n" if reference else "") + "**Budget**\n\n"
+                             + report_training.budget_markdown(report)))
+    for warning in report_training.learning_warnings(report):
+        console.print(f"[bold red]WARNING:[/] {escape(warning)}")
 
 
 @app.command()
 def run(config: ConfigArg, overrides: Overrides = None, resume: Resume = False) -> None:
-    """The whole experiment: stage 1, every method x language x seed, then the report."""
+    """The whole experiment: stage 1, the tuning of methods with a `search:` grid (on validation),
+    every method x language x seed at its settings, then the report with the budget table."""
     try:
         experiment = _experiment(config, overrides, resume)
         experiment.run()
@@ -86,13 +112,23 @@ def finetune(config: ConfigArg, overrides: Overrides = None, resume: Resume = Fa
 
 @app.command()
 def translate(config: ConfigArg, overrides: Overrides = None) -> None:
-    """Stage 2: machine-translate every split (translation.model), cached for later runs."""
+    """Stage 2: machine-translate every split (translation.model: a seq2seq model or a causal LM),
+    cached for later runs; prints chrF/BLEU against the human translation where there is one."""
     try:
         experiment = _experiment(config, overrides)
         if experiment.config.translation.model is None:
             _fail(FlareError("translation.model is not set: the English side is the human translation, "
-                             "nothing to translate (set translation.model=facebook/nllb-200-distilled-600M)"))
+                             "nothing to translate (set translation.model=facebook/nllb-200-distilled-600M "
+                             "or translation.model=gemma3-270m)"))
         experiment.translate_all()
+        from flare.translation.quality import quality_markdown, quality_path
+
+        table = quality_markdown(experiment.output_dir)
+        if table:
+            Console().print(Markdown(table))
+            console.print(f"written: {quality_path(experiment.output_dir)}")
+        else:
+            console.print("no human reference for these translations: quality not measured")
     except FlareError as err:
         _fail(err)
 
@@ -103,10 +139,35 @@ def train(config: ConfigArg, overrides: Overrides = None,
           language: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
           seed: Annotated[Optional[int], typer.Option(help="Only this seed.")] = None,
           resume: Resume = False) -> None:
-    """Stage 3 runs (all of the config's, or the one selected), results written as JSON."""
+    """Stage 3 runs (all of the config's, or the one selected), results written as JSON; a method with a
+    `search:` grid and no selection yet is tuned on validation first (see `flare tune`)."""
     try:
         experiment = _experiment(config, overrides, resume)
         experiment.run(method=method, language=language, seed=seed)
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def tune(config: ConfigArg, overrides: Overrides = None,
+         method: Annotated[Optional[str], typer.Option(help="Only this method (its name in the config).")] = None,
+         resume: Resume = False) -> None:
+    """Choose each method's training settings on validation (the config's `search:` grid): every
+    grid point trained on search.languages x search.seeds, the choice and the whole grid written to
+    tuning/<method>/selection.json. `flare run` does this first by itself; the test split is never read."""
+    from flare.pipeline.tune import tune as run_tune
+
+    try:
+        experiment = _experiment(config, overrides, resume)
+        methods = [experiment.method(method)] if method else None
+        experiment.stage1()
+        selections = run_tune(experiment, methods)
+        if not selections:
+            _fail(FlareError("no method has a search grid: set search.grid (e.g. search.grid="
+                             "'{learning_rate: [1e-4, 3e-4, 1e-3]}') or a method's own search:"))
+        for name, selection in selections.items():
+            console.print(f"{name}: {selection['chosen']} (validation {selection['metric']} "
+                          f"{selection['chosen_mean']:.2f}); {selection['path']}")
     except FlareError as err:
         _fail(err)
 
@@ -127,12 +188,54 @@ def evaluate(config: ConfigArg, overrides: Overrides = None,
 
 
 @app.command()
+def predict(config: ConfigArg,
+            inputs: Annotated[str, typer.Option("--input", help="CSV / TSV / JSONL file, a text file (one text a "
+                                                               "line), or - for standard input.")] = "-",
+            overrides: Overrides = None,
+            method: Annotated[str, typer.Option(help="The method whose saved adapter to run.")] = "flare",
+            language: Annotated[str, typer.Option(help="The language the adapter was trained for.")] = ...,
+            seed: Annotated[int, typer.Option(help="Its seed.")] = 1,
+            text_column: Annotated[Optional[list[str]], typer.Option(
+                help="Text column(s), in the task's field order (XNLI: premise, hypothesis).")] = None,
+            english_column: Annotated[Optional[list[str]], typer.Option(
+                help="Column(s) holding the English translation of the text.")] = None,
+            english: Annotated[Optional[str], typer.Option(
+                help="column (default with --english-column), translate (the config's translation.model), or "
+                     "none (FLARE without its source: its plain-LoRA path).")] = None,
+            id_column: Annotated[Optional[str], typer.Option(help="Column with row ids (default: row numbers).")] = None,
+            out: Annotated[Optional[Path], typer.Option(help="Write here (.jsonl or .csv); default: stdout, JSONL.")] = None,
+            ) -> None:
+    """Run a saved adapter on new raw text: the predicted label and every label's probability per row."""
+    from flare.pipeline.predict import predict_rows, read_inputs, write_predictions
+
+    try:
+        experiment = _experiment(config, overrides)
+        columns = text_column or ["text"]
+        rows = read_inputs(inputs, columns, english_column, id_column)
+        source = english or ("column" if english_column else "none")
+        predictions = predict_rows(experiment, method, language, seed, rows, source, log=console.print)
+        write_predictions(predictions, out)
+        if out is not None:
+            console.print(f"{len(predictions)} predictions written to {out}")
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")],
            split: Annotated[str, typer.Option(help="test, or validation (written to report/validation/): "
-                                                   "choose settings there, not on the test set.")] = "test") -> None:
+                                                   "choose settings there, not on the test set.")] = "test",
+           select_on: Annotated[Optional[str], typer.Option(
+               help="validation: of every method run under several names (flare-add, flare-mul, ...), report "
+                    "the one with the best mean validation score under the base name, with the candidates "
+                    "(written to report/select-on-validation/).")] = None,
+           per_language: Annotated[bool, typer.Option(
+               "--per-language", help="With --select-on: choose the variant per language.")] = False) -> None:
     """Rebuild the tables and the plot of an experiment from its result JSON files."""
     try:
-        _print_report(run_dir, split)
+        if per_language and select_on is None:
+            raise FlareError("--per-language chooses variants, so it needs --select-on validation")
+        _print_report(run_dir, split, select_on, per_language)
     except FlareError as err:
         _fail(err)
 
@@ -140,20 +243,42 @@ def report(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_
 @app.command()
 def compare(run_dir: Annotated[Path, typer.Argument(help="An experiment's output_dir.")],
             method_a: Annotated[str, typer.Argument(help="The method tested for being better, e.g. flare.")],
-            method_b: Annotated[str, typer.Argument(help="The method it is compared with, e.g. lora.")],
+            method_b: Annotated[list[str], typer.Argument(
+                help="The method(s) it is compared with, e.g. lora (several: A against each).")],
             metric: Annotated[Optional[str], typer.Option(help="Metric (default: the runs' primary metric).")] = None,
-            resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000) -> None:
-    """Paired bootstrap test of METHOD_A against METHOD_B per language, from stored predictions."""
-    from flare.pipeline.compare import compare as run_compare
-    from flare.pipeline.compare import format_comparisons, write_comparisons
+            resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+            pair: Annotated[Optional[list[str]], typer.Option(
+                help="Another pair A:B in the same family (repeatable), e.g. --pair flare-mt:lora.")] = None,
+            correction: Annotated[str, typer.Option(
+                help="holm (Holm-Bonferroni), bh (Benjamini-Hochberg) or none, over every language of every "
+                     "pair compared in this call.")] = "holm",
+            resample_seeds: Annotated[bool, typer.Option(
+                "--resample-seeds", help="Resample the seeds (with replacement) as well as the test examples.")]
+            = False,
+            select_on: Annotated[Optional[str], typer.Option(
+                help="validation: a base method's name (flare) stands for its variant chosen on validation, "
+                     "as in flare report --select-on validation.")] = None,
+            per_language: Annotated[bool, typer.Option(
+                "--per-language", help="With --select-on: the variant chosen per language.")] = False) -> None:
+    """Paired bootstrap test of METHOD_A against each METHOD_B per language, from stored predictions,
+    with the p-values corrected over the family of every language of every pair compared."""
+    from flare.pipeline.compare import compare_family, format_family, write_family
 
     try:
-        comparisons = run_compare(run_dir, method_a, method_b, metric, resamples)
+        pairs = [(method_a, b) for b in method_b]
+        for text in pair or []:
+            a, sep, b = text.partition(":")
+            if not (sep and a and b):
+                raise FlareError(f"--pair {text!r}: write the pair as A:B, e.g. --pair flare-mt:lora")
+            pairs.append((a, b))
+        if per_language and select_on is None:
+            raise FlareError("--per-language chooses variants, so it needs --select-on validation")
+        family = compare_family(run_dir, pairs, metric, resamples, resample_seeds=resample_seeds,
+                                correction=correction, select_on=select_on, per_language=per_language)
+        Console().print(Markdown(format_family(family)))
+        console.print("written: " + ", ".join(str(p) for p in write_family(run_dir, family)))
     except FlareError as err:
         _fail(err)
-    Console().print(Markdown(format_comparisons(method_a, method_b, comparisons)))
-    console.print("written: " + ", ".join(str(p) for p in write_comparisons(run_dir, method_a, method_b,
-                                                                             comparisons)))
 
 
 @app.command()

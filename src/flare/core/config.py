@@ -47,10 +47,19 @@ class FlareConfig:
     source_encoder_dim: int | None = None  # hidden size of that encoder (source_kind="encoder")
     init_seed: int | None = None  # seeds the adapter initialisation when set
 
+    # The base model, for loading the saved adapter in one call (FlareModel.from_pretrained(folder)):
+    # its hub id or path (default: the path the model was loaded from), revision and class.
+    base_model_name_or_path: str | None = None
+    base_model_revision: str | None = None
+    base_model_class: str | None = None
+    # What the model card says (all optional): task, method, languages (codes), metrics {name: value}.
+    card: dict = field(default_factory=dict)
+
     # Filled in by get_flare_model: resolved names, for reproducibility and reload checks.
     resolved_target_modules: list[str] = field(default_factory=list)
     resolved_fuse_modules: list[str] = field(default_factory=list)
     base_fingerprint: str | None = None
+    environment: dict = field(default_factory=dict)  # library versions when saved
 
     def __post_init__(self) -> None:
         self.validate()

@@ -20,6 +20,7 @@ from torch import nn
 _VOLATILE_CONFIG_KEYS = {
     "name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype", "use_cache",
     "output_attentions", "output_hidden_states", "return_dict", "id2label", "label2id",
+    "problem_type",  # set by the model on its first forward with labels
 }
 SAMPLE = 1024  # values sampled per tensor, evenly strided
 CHUNK = 1 << 22  # values summed at a time (no full float64 copy of a large tensor)

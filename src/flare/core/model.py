@@ -43,6 +43,7 @@ from flare.core.alignment import Alignment, gather_positions
 from flare.core.config import FlareConfig
 from flare.core.fingerprint import model_fingerprint
 from flare.core.fusion import FUSIONS, is_sequence_fusion
+from flare.core import sharing
 from flare.core.introspect import (
     BlockAddress,
     default_attention_modules,
@@ -150,6 +151,9 @@ class FlareModel(nn.Module):
         modules_to_save = config.modules_to_save
         if modules_to_save is None:
             modules_to_save = default_modules_to_save(inner)
+        self._stage1 = sharing.snapshot_stage1(model)  # saved with the adapter (a merge removes it)
+        config.base_model_class = config.base_model_class or type(inner).__name__
+        config.base_model_name_or_path = config.base_model_name_or_path or getattr(inner.config, "_name_or_path", None) or None
         model, stacked = prepare_stage1(model)
         self.flare_config = config
         self.stacked = stacked  # the stage-1 adapter stays unmerged (quantized base)
@@ -456,18 +460,46 @@ class FlareModel(nn.Module):
 
     # ----------------------------------------------------------------- persistence
     def save_pretrained(self, directory: str | Path) -> Path:
-        """flare_config.json + flare_adapter.safetensors (adapter, fusion, projection, heads)."""
+        """Everything needed to load the adapter in one call (core/sharing.py): flare_config.json,
+        flare_adapter.safetensors (adapter, fusion, projection, heads), the stage-1 adapter in
+        PEFT's format, the base model's config and a model card (README.md)."""
         directory = Path(directory)
         save_weights(self.trainable_parameters(), directory / WEIGHTS_NAME, {"format": "flare", "adapter": ADAPTER})
+        self.flare_config.environment = sharing.environment()
+        sharing.write_extras(directory, self.model, self._stage1, self.flare_config)
         self.flare_config.save(directory)
         return directory
 
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    revision: str | None = None, commit_message: str = "Upload FLARE adapter") -> str:
+        """Upload the save_pretrained folder to a hub repository (created if missing)."""
+        return sharing.push_folder(self.save_pretrained, repo_id, private=private, token=token, revision=revision,
+                                   commit_message=commit_message)
+
     @classmethod
-    def from_pretrained(cls, model: nn.Module, directory: str | Path) -> "FlareModel":
-        """Rebuild the adapter on `model` (the same base, stage-1 adapter included, passed as in
-        training: a PEFT model holding it) and load it. A model that does not match the saved
-        fingerprint is refused before anything in it is changed."""
-        directory = Path(directory)
+    def from_pretrained(cls, model_or_path, directory: str | Path | None = None, *, revision: str | None = None,
+                        base_model: str | None = None, **model_kwargs) -> "FlareModel":
+        """Load a saved adapter.
+
+        ``FlareModel.from_pretrained(folder_or_repo_id)``: base model, stage-1 adapter and FLARE
+        adapter, all from the folder (a hub repository id is downloaded; ``revision`` picks its
+        version); ``base_model`` loads the base from another id or path (a local copy of it),
+        ``model_kwargs`` go to the base model's ``from_pretrained`` (``device_map``, ``dtype``...).
+
+        ``FlareModel.from_pretrained(stage1_model, folder)``: onto a model you built (the same
+        base, stage-1 adapter included, passed as in training: a PEFT model holding it).
+
+        Either way a model that does not match the saved fingerprint is refused before anything
+        in it is changed."""
+        if isinstance(model_or_path, nn.Module):
+            if directory is None:
+                raise FlareError("FlareModel.from_pretrained(model, folder): the folder is missing")
+            model, directory = model_or_path, Path(directory)
+        else:
+            if directory is not None:
+                raise FlareError("FlareModel.from_pretrained(folder_or_repo_id) takes one location")
+            directory = sharing.resolve_folder(model_or_path, revision)
+            model = sharing.load_base(directory, FlareConfig.load(directory), base_model, **model_kwargs)
         config = FlareConfig.load(directory)
         if not (directory / WEIGHTS_NAME).is_file():
             raise FlareError(f"{directory / WEIGHTS_NAME} is missing: is {directory} a folder written by save_pretrained?")

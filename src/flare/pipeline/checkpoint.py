@@ -32,6 +32,22 @@ class TrainingState:
     best_epoch: int
     history: list[dict]
     best_state: dict[str, torch.Tensor] | None
+    # early stopping and the learning curve (absent in older checkpoints: the defaults)
+    best_step: int = 0
+    evals_since_best: int = 0
+    stopped: bool = False  # early stopping ended the run
+    loss_sum: float = 0.0  # training loss since the last evaluation (sum, number of batches)
+    loss_count: int = 0
+    examples: int = 0  # training features seen
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0  # validation during training
+
+    def counters(self) -> dict:
+        return {key: getattr(self, key) for key in COUNTERS}
+
+
+COUNTERS = ("best_step", "evals_since_best", "stopped", "loss_sum", "loss_count", "examples", "train_seconds",
+            "eval_seconds")
 
 
 def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, torch.Tensor], optimizer,
@@ -55,6 +71,7 @@ def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, tor
     meta = {"step": state.step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
             "best_score": state.best_score, "best_epoch": state.best_epoch, "history": state.history,
             "has_best": state.best_state is not None, "param_groups": optimizer_state["param_groups"],
+            **state.counters(),
             "scheduler": {k: v for k, v in scheduler.state_dict().items() if _json_safe(v)}}
     (folder / "state.json").write_text(json.dumps(meta))
     tmp = directory / (LATEST + ".tmp")
@@ -90,7 +107,8 @@ def load_checkpoint(directory: Path, params: dict[str, torch.Tensor], optimizer,
         torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
     best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
     return TrainingState(meta["step"], meta["epoch"], meta["step_in_epoch"], tensors["rng.epoch_generator"],
-                         meta["best_score"], meta["best_epoch"], meta["history"], best)
+                         meta["best_score"], meta["best_epoch"], meta["history"], best,
+                         **{key: meta[key] for key in COUNTERS if key in meta})
 
 
 def remove_checkpoints(directory: Path) -> None:

@@ -36,7 +36,34 @@ class TrainConfig:
     source_cache_dtype: str = "float16"
     source_cache_limit_mb: int | None = 8192
     source_cache_dir: str | None = None  # also keep the states on disk (memory-mapped) for later runs
-    checkpoint_steps: int | None = None  # also checkpoint every N steps (always after each epoch)
+    checkpoint_steps: int | None = None  # also checkpoint every N steps (always after each evaluation)
+    # convergence (docs/pipeline.md, "Training to convergence"): `epochs` is the maximum
+    eval_every: int | str = "epoch"  # "epoch", "N epochs" or "N steps" (optimizer steps)
+    patience: int | None = None  # stop after this many evaluations without a better validation score
+    gradient_accumulation_steps: int = 1  # optimizer step every N batches (accelerate's accumulate)
+    max_grad_norm: float | None = None  # clip the gradient norm (accelerate's clip_grad_norm_); None: no clipping
+
+    def __post_init__(self) -> None:
+        self.eval_interval()  # a bad eval_every fails when the config is read
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be at least 1 (or null: no early stopping), got {self.patience}")
+        if self.gradient_accumulation_steps < 1:
+            raise ConfigError(f"gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
+        if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1:
+            raise ConfigError("epochs and learning_rate must be positive and batch_size at least 1, got "
+                              f"{self.epochs}, {self.learning_rate}, {self.batch_size}")
+
+    def eval_interval(self) -> tuple[int, str]:
+        """`eval_every` as (count, "epochs" or "steps")."""
+        text = str(self.eval_every).strip().lower()
+        if text == "epoch":
+            return 1, "epochs"
+        parts = text.split()
+        unit = parts[1] if len(parts) == 2 else ""
+        unit = {"epoch": "epochs", "step": "steps"}.get(unit, unit)
+        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1 or unit not in ("epochs", "steps"):
+            raise ConfigError(f"eval_every must be 'epoch', 'N epochs' or 'N steps' (N >= 1), got {self.eval_every!r}")
+        return int(parts[0]), unit
 
 
 def check_fusion_settings(fusion: str | None, alignment: str | None, where: str) -> None:
@@ -77,6 +104,8 @@ class MethodConfig:
     fusion: str | None = None
     source_layer_offset: int | None = None
     alignment: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)  # this method's own training settings (e.g. learning_rate)
+    search: dict[str, Any] | None = None  # grid values of this method (replace the global grid's same keys)
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
@@ -88,6 +117,50 @@ class MethodConfig:
         overrides = {k: v for k, v in (("fusion", self.fusion), ("source_layer_offset", self.source_layer_offset),
                                        ("alignment", self.alignment)) if v is not None}
         return dataclasses.replace(base, **overrides)
+
+    def train_config(self, base: TrainConfig, point: dict[str, Any] | None = None) -> TrainConfig:
+        """The training settings of this method: the experiment's, its own `train:` settings, then
+        a grid point of the search (checked and converted like the file's own settings)."""
+        return train_with(base, {**self.train, **(point or {})}, f"method {self.name}")
+
+
+def train_with(base: TrainConfig, settings: dict[str, Any], where: str) -> TrainConfig:
+    if not settings:
+        return base
+    return build(TrainConfig, {**_train_dict(base), **settings}, f"{where}: train")
+
+
+def _train_dict(config: TrainConfig) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+@dataclass
+class SearchConfig:
+    """Per-method hyperparameter selection on validation (`flare tune`; docs/pipeline.md, "How to
+    tune"): every point of `grid` (training setting -> values) is trained on the validation split of
+    `languages` x `seeds`; the best mean validation score picks each method's settings."""
+
+    grid: dict[str, Any] = field(default_factory=dict)
+    languages: list[str] | None = None  # None: every language of the experiment
+    seeds: list[int] | None = None  # None: the experiment's first seed
+    methods: list[str] | None = None  # the methods tuned (their names); None: every trained method
+
+    def method_grid(self, method: MethodConfig) -> dict[str, list]:
+        """The grid of one method: the global grid, the method's own `search:` keys replacing its
+        keys; empty when the method is not tuned."""
+        if method.method not in TRAINED_METHODS or (self.methods is not None and method.name not in self.methods):
+            return {}
+        grid = {**self.grid, **(method.search or {})}
+        hints = typing.get_type_hints(TrainConfig)
+        for key, values in grid.items():
+            where = f"search of method {method.name}: {key}"
+            if key not in hints:
+                raise ConfigError(f"search of method {method.name}: {key!r} is not a training setting; "
+                                  f"valid: {', '.join(sorted(hints))}")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where} must be a non-empty list of values, got {values!r}")
+            grid[key] = [_convert(hints[key], value, f"{where}[{i}]") for i, value in enumerate(values)]
+        return grid
 
 
 @dataclass
@@ -102,12 +175,37 @@ class QAConfig:
 
 @dataclass
 class TranslationConfig:
-    """Stage 2. ``model: null`` uses the human translations of parallel data (NusaX, XNLI, XQuAD)."""
+    """Stage 2. ``model: null`` uses the human translations of parallel data (NusaX, XNLI, XQuAD).
+    ``mode: paper``: train/validation are MT of the English data, the test English side is MT of the
+    target; ``mode: mt-english``: the human target text stays and only the English side of
+    validation and test is MT of it (``mt_train``: the training target text too is MT of the
+    English). ``kind``, ``shots``, ``prompt``: docs/translation.md."""
 
     model: str | None = None
+    kind: str = "auto"  # "seq2seq" or "causal-lm" (a prompted LM); auto: read from the model's config
+    mode: str = "paper"  # or "mt-english"
+    mt_train: bool = False  # mt-english: also replace the human target training text with MT of the English
     batch_size: int = 16
     num_beams: int = 1
-    max_length: int = 256
+    max_length: int = 256  # seq2seq: input tokens; both: new tokens
+    max_prompt_length: int = 1024  # causal-lm: prompt tokens (cut from the left: first examples go first)
+    shots: int = 3  # causal-lm: example pairs in the prompt, from the validation split
+    prompt: str | None = None  # causal-lm: a template with {source_language}, {target_language}, {text} ({examples})
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "seq2seq", "causal-lm"):
+            raise ConfigError(f"translation.kind must be auto, seq2seq or causal-lm, got {self.kind!r}")
+        if self.mode not in ("paper", "mt-english"):
+            raise ConfigError(f"translation.mode must be paper or mt-english, got {self.mode!r}")
+        if self.mt_train and self.mode != "mt-english":
+            raise ConfigError("translation.mt_train only applies to mode: mt-english (paper mode always "
+                              "machine-translates the training data)")
+        if self.shots < 0 or self.batch_size < 1 or self.max_length < 1 or self.max_prompt_length < 1:
+            raise ConfigError("translation.shots must be 0 or more, batch_size, max_length and max_prompt_length "
+                              f"at least 1; got {self.shots}, {self.batch_size}, {self.max_length}, "
+                              f"{self.max_prompt_length}")
+        if self.prompt is not None and "{text}" not in self.prompt:
+            raise ConfigError("translation.prompt must contain {text}, where the text to translate goes")
 
 
 @dataclass
@@ -123,8 +221,11 @@ class ExperimentConfig:
     text_prefix: str = ""  # put before every input text (e5: "query: ")
     stage1: TrainConfig = field(default_factory=TrainConfig)
     stage1_seed: int = 1
+    stage1_seeds: list[int] | None = None  # one stage-1 model per seed: seeds[i] trains on stage1_seeds[i]
     train: TrainConfig = field(default_factory=TrainConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    no_english_rows: bool = True  # also score every flare adapter with no source at test ("<name>-no-english")
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     mt_encoder: str | None = None  # flare-mt's encoder; None: the task model's own encoder
@@ -132,8 +233,10 @@ class ExperimentConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "mps" (a missing device is an error, not a fall-back)
     precision: str = "no"  # "no", "bf16", "fp16"
     threads: int | None = None  # torch CPU threads; None leaves torch's default
-    tensorboard: bool = False
+    tensorboard: bool = False  # the same as log_with: [tensorboard]
+    log_with: list[str] = field(default_factory=list)  # accelerate trackers: tensorboard, wandb, mlflow, ...
     trust_remote_code: bool = False
+    revision: str | None = None  # a hub model's branch, tag or commit (passed to from_pretrained); recorded
     dtype: str | None = None  # weights of the base model: bfloat16, float16, float32 (null: as saved)
     quantization: str | None = None  # "4bit" (NF4, as the paper's decoders) or "8bit" (bitsandbytes)
     resume: bool = False  # continue interrupted runs from their last checkpoint
@@ -148,12 +251,50 @@ class ExperimentConfig:
             raise ConfigError(f"method names must be unique, got {names}")
         if self.precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"precision must be no, bf16 or fp16, got {self.precision!r}")
+        from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+        unknown = [name for name in self.log_with if name not in LOGGER_TYPE_TO_CLASS]
+        if unknown:
+            raise ConfigError(f"log_with: unknown tracker {unknown[0]!r}; accelerate's trackers: "
+                              f"{', '.join(sorted(LOGGER_TYPE_TO_CLASS))}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r} "
                               "(one GPU of several: set CUDA_VISIBLE_DEVICES)")
+        if self.stage1_seeds is not None and len(self.stage1_seeds) != len(self.seeds):
+            raise ConfigError(f"stage1_seeds {self.stage1_seeds} must have one seed per seed of seeds {self.seeds} "
+                              "(seeds[i] is paired with stage1_seeds[i])")
+        if self.stage1_seeds is not None and not set(self.search.seeds or []) <= set(self.seeds):
+            raise ConfigError(f"search.seeds {self.search.seeds} must be among seeds {self.seeds} with stage1_seeds "
+                              "(each seed has its own stage-1 model)")
+        unknown = sorted(set(self.search.languages or []) - set(self.languages))
+        if unknown:
+            raise ConfigError(f"search.languages {unknown} are not among languages {self.languages}")
+        unknown = sorted(set(self.search.methods or []) - set(names))
+        if unknown:
+            raise ConfigError(f"search.methods {unknown} are not method names of the config ({', '.join(names)})")
+        for method in self.methods:
+            method.train_config(self.train)
+            for point in grid_points(self.search.method_grid(method)):
+                method.train_config(self.train, point)
+
+    def stage1_seed_for(self, seed: int) -> int | None:
+        """The stage-1 seed a stage-3 seed builds on; None: the one shared stage-1 model."""
+        if self.stage1_seeds is None:
+            return None
+        if seed in self.seeds:
+            return self.stage1_seeds[self.seeds.index(seed)]
+        raise ConfigError(f"seed {seed} is not in seeds {self.seeds}, so it has no stage-1 seed of stage1_seeds")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in the file's order (the last key varies fastest)."""
+    import itertools
+
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] if keys else []
 
 
 # ----------------------------------------------------------------------------- building

@@ -193,6 +193,12 @@ class EncoderClassifier(ClassificationHead):
     def predict(self, model, batch, **source) -> torch.Tensor:
         return self.loss_and_predictions(model, batch, **source)[1]
 
+    @torch.no_grad()
+    def label_scores(self, model, batch, **source) -> torch.Tensor:
+        """Log-probability (B, labels) of each label (the classifier's log-softmax)."""
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **source)
+        return torch.log_softmax(out.logits.float(), -1)
+
 
 class CausalLMHead:
     """What decoder heads share: LoRA on every linear layer (as the paper's decoder runs), no extra
@@ -349,13 +355,18 @@ class Seq2SeqLabelWords(DecoderLabelWords):
 
     @torch.no_grad()
     def predict(self, model, batch, **source) -> torch.Tensor:
+        return self.label_scores(model, batch, **source).argmax(1)
+
+    @torch.no_grad()
+    def label_scores(self, model, batch, **source) -> torch.Tensor:
+        """Log-probability (B, labels) of every label word (and its end of sequence) as the answer."""
         scores = []
         for word in self.label_ids:
             target = torch.tensor(word + [self.tokenizer.eos_token_id]).repeat(len(batch["input_ids"]), 1)
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=target, **source)
             logp = torch.log_softmax(out.logits.float(), -1).gather(-1, target[..., None])[..., 0]
             scores.append(logp[:, :len(word)].sum(1))
-        return torch.stack(scores, dim=1).argmax(1)
+        return torch.stack(scores, dim=1)
 
 
 def _has_module(model, name: str) -> bool:

@@ -83,6 +83,17 @@ Outputs (``write_report``), in ``<run_dir>/report/``
                    = std.
 ``timings.csv``    per method: runs, and the mean of each timing (``train_seconds_mean``,
                    ``eval_seconds_mean``, then any other timing key) over the runs reporting it.
+``budget.csv``, ``curves-<method>.png``  the budget table and the learning curves
+                   (:mod:`flare.pipeline.report_training`, which also adds the majority-class /
+                   chance rows, the budget, the tuning grids and the "learned nothing" warnings
+                   to results.md).
+``selection.csv``  with ``select_on`` only: every candidate variant, its score on the selection
+                   split and whether it was chosen.
+
+Variants (several method names with one ``base_method``): without ``select_on`` their rows in a
+report of any split but validation are labelled ``(post-hoc)``; with ``select_on="validation"``
+only the variant with the best validation score is reported, under the base name
+(:func:`select_variants`, which reads the selection split only).
 
 Method order: zero-shot, translate-test, lora, input-fusion, xmixup, flare, flare-mt; a variant
 ``<base>-<suffix>`` (``flare-k0``, ``flare-add``) comes right after its base (longest matching
@@ -103,11 +114,11 @@ import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flare.errors import DataError
+from flare.errors import ConfigError, DataError
 
 __all__ = [
     "AVG",
@@ -116,9 +127,14 @@ __all__ = [
     "Report",
     "ReportRow",
     "RunResult",
+    "Selection",
+    "apply_selection",
     "build_report",
     "load_results",
     "method_sort_key",
+    "select_variants",
+    "selection_markdown",
+    "variant_groups",
     "write_report",
 ]
 
@@ -157,6 +173,8 @@ class RunResult:
     english_side: str | None
     finished: str | None
     config: dict[str, Any] = field(default_factory=dict)
+    base_method: str | None = None  # the method the run trained (variants share it); None: not stored
+    weights_from: str | None = None  # a row scoring another run's weights (flare-no-english): that method
 
     def value(self, split: str, metric: str) -> float | None:
         """The metric as a float, or None when absent or not a finite number."""
@@ -273,6 +291,8 @@ def _parse_run(path: Path, method: str, language: str, seed: int) -> RunResult:
         english_side=optional_str("english_side"),
         finished=optional_str("finished"),
         config=config if isinstance(config, dict) else {},
+        base_method=optional_str("base_method"),
+        weights_from=optional_str("weights_from"),
     )
 
 
@@ -374,6 +394,265 @@ def _fmt_number(value: float) -> str:
     return repr(float(value))
 
 
+# ============================================================================ selection
+@dataclass(frozen=True)
+class Candidate:
+    """One variant of a base method and its score on the selection split (JSON units)."""
+
+    method: str
+    score: float | None  # mean over the scored languages of the mean over seeds; None: no value
+    languages: tuple[str, ...]  # the languages the score is over
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """The variant chosen for one base method, on the selection split only."""
+
+    base_method: str
+    variants: tuple[str, ...]  # every name the base method ran under
+    candidates: dict[str, tuple[Candidate, ...]]  # AVG (across languages) or a language -> candidates
+    chosen: dict[str, str]  # AVG or a language -> the chosen variant
+
+    def variant_for(self, language: str) -> str | None:
+        return self.chosen.get(AVG, self.chosen.get(language))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``flare report --select-on SPLIT``: one variant per base method, chosen on ``split``."""
+
+    split: str
+    metric: str
+    per_language: bool
+    choices: tuple[VariantChoice, ...]
+
+    def choice(self, base_method: str) -> VariantChoice | None:
+        return next((c for c in self.choices if c.base_method == base_method), None)
+
+
+def variant_groups(runs: Iterable[RunResult]) -> dict[str, list[str]]:
+    """Base methods run under several names (``flare-add``, ``flare-mul``) -> those names.
+
+    The base is the run's stored ``base_method`` (the method it trained); a run that does not
+    store one is its own base, so it is never grouped.  A row that scores another run's weights
+    (``weights_from``, e.g. ``flare-add-no-english``) is not a variant: it follows its weights.
+    """
+    names: dict[str, set[str]] = {}
+    for run in runs:
+        if run.weights_from is None:
+            names.setdefault(run.base_method or run.method, set()).add(run.method)
+    return {base: sorted(found, key=method_sort_key) for base, found in names.items() if len(found) > 1}
+
+
+def _split_means(runs: Iterable[RunResult], split: str, metric: str) -> dict[str, dict[str, float]]:
+    """method -> language -> mean over seeds of ``split``/``metric`` (only runs with a value)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        value = run.value(split, metric)
+        if value is not None:
+            values.setdefault(run.method, {}).setdefault(run.language, []).append(value)
+    return {m: {lang: statistics.fmean(v) for lang, v in by_lang.items()} for m, by_lang in values.items()}
+
+
+def _best(candidates: Sequence[Candidate]) -> str:
+    """Highest score; ties go to the variant first in the method order."""
+    scored = [c for c in candidates if c.score is not None]
+    return min(scored, key=lambda c: (-c.score, method_sort_key(c.method))).method
+
+
+def select_variants(
+    runs: Sequence[RunResult], metric: str, split: str = "validation", per_language: bool = False,
+    warn=None,
+) -> Selection:
+    """For every base method with several variants, the variant with the best ``split`` score.
+
+    Reads ``split``/``metric`` and nothing else of the runs (never the reported test scores).
+    Across languages (the default), a variant's score is the mean over the languages every
+    scored variant of the group has, of its mean over seeds; ``per_language`` chooses in each
+    language on its mean over seeds there.  Raises :class:`DataError` when a group has no
+    variant with a ``split`` score, or its variants share no scored language.
+    """
+    if split == "test":
+        raise ConfigError("choosing variants on the test split is the post-hoc choice --select-on avoids; "
+                          "select on validation")
+    warn = warn or (lambda message: logger.warning("%s", message))
+    means = _split_means(runs, split, metric)
+    choices = []
+    for base, variants in sorted(variant_groups(runs).items(), key=lambda item: method_sort_key(item[0])):
+        scored = [v for v in variants if means.get(v)]
+        for variant in sorted(set(variants) - set(scored), key=method_sort_key):
+            warn(f"{variant}: no {split}/{metric} value, so it cannot be chosen for {base}; left out")
+        if not scored:
+            raise DataError(
+                f"{base}: none of its variants ({', '.join(variants)}) has a {split}/{metric} value to "
+                "choose on", path=runs[0].path.parents[2],
+                hint=f"report without --select-on, or rerun the variants so that they store {split} scores")
+        if per_language:
+            candidates, chosen = {}, {}
+            for language in sorted({lang for v in scored for lang in means[v]}):
+                found = tuple(Candidate(v, means[v].get(language), (language,)) for v in scored)
+                candidates[language], chosen[language] = found, _best(found)
+            unscored = sorted({run.language for run in runs if run.method in variants} - set(chosen))
+            if unscored:
+                warn(f"{base}: no variant has a {split}/{metric} value in {', '.join(unscored)}; "
+                     f"{base} is left out there")
+        else:
+            common = tuple(sorted(set.intersection(*(set(means[v]) for v in scored))))
+            if not common:
+                raise DataError(
+                    f"{base}: its variants {', '.join(scored)} share no language with a {split}/{metric} "
+                    "value, so their scores cannot be compared", path=runs[0].path.parents[2],
+                    hint="choose per language (--per-language) or run the variants on the same languages")
+            if any(set(means[v]) != set(common) for v in scored):
+                warn(f"{base}: variants scored on the languages they all have ({', '.join(common)})")
+            found = tuple(Candidate(v, statistics.fmean(means[v][lang] for lang in common), common)
+                          for v in scored)
+            candidates, chosen = {AVG: found}, {AVG: _best(found)}
+        choices.append(VariantChoice(base_method=base, variants=tuple(variants), candidates=candidates,
+                                     chosen=chosen))
+    return Selection(split=split, metric=metric, per_language=per_language, choices=tuple(choices))
+
+
+def apply_selection(runs: Iterable[RunResult], selection: Selection) -> list[RunResult]:
+    """The runs with each group's variants replaced by the chosen one, renamed to the base method.
+
+    Runs of methods outside every group are kept as they are; in a per-language selection a
+    language without a choice loses the group's runs.  A row scoring a variant's weights
+    (``weights_from``) goes with that variant: ``flare-add-no-english`` becomes
+    ``flare-no-english`` when flare-add is chosen.
+    """
+    out = []
+    for run in runs:
+        owner = run.weights_from or run.method  # the trained variant whose weights the row scores
+        choice = selection.choice(run.base_method or run.method)
+        if choice is None or owner not in choice.variants:
+            out.append(run)
+        elif choice.variant_for(run.language) == owner:
+            suffix = run.method[len(owner):] if run.method.startswith(owner) else f"-{run.method}"
+            out.append(replace(run, method=choice.base_method + suffix))
+    return out
+
+
+def post_hoc_variants(runs: Sequence[RunResult]) -> dict[str, str]:
+    """Every variant of a base method run under several names, and the rows scoring its weights -> the base."""
+    post_hoc = {name: base for base, names in variant_groups(runs).items() for name in names}
+    for run in runs:
+        if run.weights_from in post_hoc:
+            post_hoc[run.method] = post_hoc[run.weights_from]
+    return post_hoc
+
+
+SELECTION_CSV = "selection.csv"
+SELECTION_COLUMNS = ("base_method", "language", "candidate", "split", "metric", "score", "chosen")
+_POST_HOC = "(post-hoc)"
+
+
+def _method_label(report: Report, method: str, markdown: bool) -> str:
+    """The method cell of a table: the name, and whether it is post-hoc or chosen on validation."""
+    text = _md_escape(method) if markdown else method
+    if method in report.post_hoc:
+        return f"{text} {_POST_HOC}"
+    if report.selection is not None and report.selection.choice(method) is not None:
+        return f"{text} (chosen on {report.selection.split})"
+    return text
+
+
+def _selection_notes(report: Report) -> list[str]:
+    notes = []
+    groups: dict[str, list[str]] = {}
+    for method, base in report.post_hoc.items():
+        groups.setdefault(base, []).append(method)
+    for base, variants in groups.items():
+        notes.append(
+            f"{_POST_HOC} {_md_escape(', '.join(sorted(variants, key=method_sort_key)))}: variants of "
+            f"{_md_escape(base)} not chosen on validation; the best of them on this table is chosen on the "
+            f"{report.split} set and overstates it (`flare report --select-on validation` chooses one).")
+    selection = report.selection
+    for choice in selection.choices if selection else ():
+        notes.append(f"{_md_escape(choice.base_method)} (chosen on {selection.split}): "
+                     f"{_choice_text(choice, selection)}; candidates and their scores: "
+                     f"results.md, \"Selection on {selection.split}\".")
+    return notes
+
+
+def _choice_text(choice: VariantChoice, selection: Selection) -> str:
+    what = f"{selection.split} {selection.metric}"
+    if AVG in choice.chosen:
+        scored = choice.candidates[AVG][0].languages
+        return (f"{choice.chosen[AVG]}, the variant with the best mean {what} over {', '.join(scored)} "
+                f"(mean over seeds, then over languages; test scores not read)")
+    per = ", ".join(f"{lang} {variant}" for lang, variant in choice.chosen.items())
+    return f"per language the variant with the best mean {what} over seeds ({per}; test scores not read)"
+
+
+def selection_markdown(report: Report) -> str:
+    """The "Selection on <split>" section of results.md: every group's candidates and scores ("" if none)."""
+    selection = report.selection
+    if selection is None or not selection.choices:
+        return ""
+    d, scale = report.decimals, report.scale
+    variant_avg = {row.method: row.avg for row in report.variant_rows}
+    lines = ["", f"## Selection on {selection.split}", ""]
+    for choice in selection.choices:
+        columns = list(choice.candidates)
+        lines += [f"{_md_escape(choice.base_method)}: {_choice_text(choice, selection)}.", ""]
+        header = [f"{choice.base_method} candidate",
+                  *(f"{selection.split} {selection.metric} ({'mean' if c == AVG else c})" for c in columns),
+                  f"{report.split} {AVG} {_POST_HOC}"]
+        lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+        lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+        for variant in choice.variants:
+            cells = [_md_escape(variant)]
+            for column in columns:
+                found = next((c for c in choice.candidates[column] if c.method == variant), None)
+                text = _MISSING if found is None or found.score is None else f"{found.score * scale:.{d}f}"
+                cells.append(f"**{text}** ✓" if choice.chosen[column] == variant else text)
+            avg = variant_avg.get(variant)
+            cells.append(_MISSING if avg is None else f"{avg.mean * scale:.{d}f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(f"✓: chosen. The {report.split} column is shown after the choice, which did not read it; "
+                 "choosing on it instead would be post-hoc.")
+    return "\n".join(lines) + "\n"
+
+
+def _selection_csv_rows(selection: Selection) -> list[dict[str, Any]]:
+    rows = []
+    for choice in selection.choices:
+        for column, candidates in choice.candidates.items():
+            for candidate in candidates:
+                rows.append({
+                    "base_method": choice.base_method, "language": column, "candidate": candidate.method,
+                    "split": selection.split, "metric": selection.metric,
+                    "score": "" if candidate.score is None else _fmt_number(candidate.score),
+                    "chosen": choice.chosen[column] == candidate.method,
+                })
+    return rows
+
+
+def _select(runs: Sequence[RunResult], split: str, metric: str, select_on: str, per_language: bool,
+            warn) -> tuple[Selection, list[ReportRow], list[RunResult]]:
+    """build_report's --select-on: the selection, every variant's row (unselected), the selected runs."""
+    if select_on == split:
+        raise DataError(f"--select-on {select_on} would choose on the split it reports",
+                        path=runs[0].path.parents[2], hint=f"report the test split, choosing on {select_on}")
+    selection = select_variants(runs, metric, select_on, per_language, warn)
+    if not selection.choices:
+        warn(f"--select-on {select_on}: no method ran under several names (the runs' base_method), "
+             "so there is nothing to choose; the table is the plain report")
+    variants = {name for choice in selection.choices for name in choice.variants}
+    variant_rows = [row for row in _aggregate(runs, split, metric)[1] if row.method in variants]
+    return selection, variant_rows, apply_selection(runs, selection)
+
+
+def _write_selection(report: Report, out: Path) -> list[Path]:
+    if report.selection is None:
+        return []
+    path = out / SELECTION_CSV
+    _atomic_write_text(path, _csv_text(SELECTION_COLUMNS, _selection_csv_rows(report.selection)))
+    return [path]
+
+
 # ============================================================================ report
 @dataclass
 class Report:
@@ -399,6 +678,9 @@ class Report:
     csv_rows: list[dict[str, Any]]
     timing_rows: list[dict[str, Any]]
     decimals: int = 1
+    selection: Selection | None = None  # --select-on: the variant chosen per base method
+    post_hoc: dict[str, str] = field(default_factory=dict)  # variant -> base, not chosen on validation
+    variant_rows: list[ReportRow] = field(default_factory=list)  # --select-on: every variant, unselected
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -469,7 +751,7 @@ class Report:
         max_n = self.max_n
         out = []
         for row in self.rows:
-            texts = [_md_escape(row.method) if markdown else row.method]
+            texts = [_method_label(self, row.method, markdown)]
             for col in columns:
                 cell = row.cell(col)
                 text = self.format_cell(cell)
@@ -521,7 +803,7 @@ class Report:
                     f"{_DAGGER} {_md_escape(row.method)}: avg over {', '.join(row.avg_languages)} only "
                     f"(not all of {', '.join(self.languages)}); not directly comparable."
                 )
-        return notes
+        return notes + _selection_notes(self)
 
     def table_markdown(self, header: bool = True, notes: bool = True) -> str:
         """The Markdown table, with the header lines above and the notes below by default."""
@@ -541,7 +823,15 @@ class Report:
     def markdown_document(self) -> str:
         """``results.md``: a title, the table with header and notes, and the warnings."""
         title = f"# Results: {self.task or 'unknown task'} / {self.model or 'unknown model'}"
-        text = title + "\n\n" + self.table_markdown()
+        from flare.pipeline import report_training  # budget, curves, tuning, majority/chance (issue 18)
+
+        loud = report_training.warnings_markdown(self)
+        text = title + "\n\n" + (loud + "\n" if loud else "") + self.table_markdown() + selection_markdown(self)
+        text += "\n" + report_training.training_sections(self)
+        from flare.translation.quality import quality_markdown  # stage 2's MT against the human translation
+
+        if quality := quality_markdown(self.run_dir):
+            text += "\n## Translation quality\n\n" + quality
         if self.warnings:
             text += "\n## Warnings\n\n" + "".join(f"- {_md_escape(w)}\n" for w in self.warnings)
         return text
@@ -557,7 +847,9 @@ class Report:
         self.plot(paths[2])
         timing_columns = list(self.timing_rows[0]) if self.timing_rows else ["method", "runs"]
         _atomic_write_text(paths[3], _csv_text(timing_columns, self.timing_rows))
-        return paths
+        from flare.pipeline.report_training import write_training_files
+
+        return paths + _write_selection(self, out) + write_training_files(self, out)
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Grouped bar chart (Agg, no pyplot state): x = languages + avg, a bar per method."""
@@ -698,8 +990,15 @@ def build_report(
     run_dir: str | os.PathLike,
     metric: str | None = None,
     split: str = "test",
+    select_on: str | None = None,
+    per_language: bool = False,
 ) -> Report:
     """Read ``run_dir/results`` and aggregate ``metric`` (default: the runs' primary metric).
+
+    ``select_on`` (e.g. ``"validation"``): of every base method run under several names, report
+    only the variant with the best ``select_on`` score, under the base method's name
+    (:func:`select_variants`; ``per_language`` chooses per language).  Without it, such variants
+    are labelled post-hoc in a report of any split but validation.
 
     Raises :class:`DataError` when there is no results folder, no readable results file, or
     no run with a value for ``split``/``metric``; a bad file alone only adds a warning.
@@ -745,6 +1044,12 @@ def build_report(
                 f"runs name different primary metrics ({', '.join(sorted(set(primaries)))}); "
                 f"reporting {metric!r}"
             )
+
+    selection, variant_rows, post_hoc = None, [], {}
+    if select_on is not None:
+        selection, variant_rows, runs = _select(runs, split, metric, select_on, per_language, warn)
+    elif split != "validation":
+        post_hoc = post_hoc_variants(runs)
 
     missing = [run for run in runs if run.value(split, metric) is None]
     if len(missing) == len(runs):
@@ -805,6 +1110,9 @@ def build_report(
         warnings=warnings,
         csv_rows=csv_rows,
         timing_rows=_timing_rows(runs),
+        selection=selection,
+        post_hoc=post_hoc,
+        variant_rows=variant_rows,
     )
 
 
@@ -813,10 +1121,13 @@ def write_report(
     metric: str | None = None,
     split: str = "test",
     out_dir: str | os.PathLike | None = None,
+    select_on: str | None = None,
+    per_language: bool = False,
 ) -> list[Path]:
     """Build the report and write it to ``out_dir`` (default ``run_dir/report``).
 
-    Returns the paths written: results.csv, results.md, comparison.png, timings.csv.
+    Returns the paths written: results.csv, results.md, comparison.png, timings.csv (and
+    selection.csv with ``select_on``).
     """
-    report = build_report(run_dir, metric=metric, split=split)
+    report = build_report(run_dir, metric=metric, split=split, select_on=select_on, per_language=per_language)
     return report.write(Path(run_dir) / "report" if out_dir is None else out_dir)

@@ -2,8 +2,9 @@
 The head gives the loss inputs (labels, or answer start/end positions) and turns per-feature
 outputs into per-example predictions, so the loop itself knows neither.
 
-Evaluates on the validation set after every epoch and keeps the best adapter weights
-(the trainable parameters), restored at the end.
+Evaluates on the validation set every `eval_every` (by default after every epoch), stops early
+after `patience` evaluations without a better score, and keeps the best adapter weights (the
+trainable parameters), restored at the end; the learning curve is returned with the result.
 """
 
 from __future__ import annotations
@@ -29,10 +30,24 @@ from flare.pipeline.data import Collator, source_kwargs
 
 @dataclass
 class FitResult:
-    best_epoch: int
+    best_epoch: float  # the epoch count at the best evaluation (a fraction with step-wise evaluation)
     best_score: float
-    history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)  # the learning curve: one entry per evaluation
+    train_seconds: float = 0.0  # optimizer steps only (validation during training not counted)
+    best_step: int = 0
+    steps: int = 0  # optimizer steps done
+    max_steps: int = 0  # the steps `epochs` allows
+    examples_seen: int = 0  # training features (QA: windows) the steps used
+    stopped_early: bool = False
+    validation_seconds: float = 0.0  # the evaluations during training
+    trainable_parameters: int = 0
+
+    def summary(self) -> dict:
+        """The `training` block of a result file."""
+        return {"best_epoch": self.best_epoch, "best_step": self.best_step, "steps": self.steps,
+                "max_steps": self.max_steps, "examples_seen": self.examples_seen,
+                "stopped_early": self.stopped_early, "trainable_parameters": self.trainable_parameters,
+                "validation_seconds": self.validation_seconds, "history": self.history}
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
@@ -89,20 +104,30 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
 
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
         seed: int, score: Callable[[list], float], accelerator: Accelerator, desc: str = "train",
-        tensorboard_dir: Path | None = None, checkpoint_dir: Path | None = None, resume: bool = False,
+        trackers: Sequence = (), checkpoint_dir: Path | None = None, resume: bool = False,
         log: Callable[[str], None] = print) -> FitResult:
-    """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best epoch.
+    """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best
+    evaluation, whose weights are restored at the end.
 
-    With `tensorboard_dir`, the loss, learning rate and validation score are logged there. With
-    `checkpoint_dir`, a checkpoint is written after every epoch (and every
+    `config.epochs` is the maximum; the model is evaluated every `config.eval_every` (an epoch, N
+    epochs or N optimizer steps) and, with `config.patience`, training stops after that many
+    evaluations without a better score. Every evaluation adds an entry to the learning curve
+    (`FitResult.history`: epoch, step, examples, mean training loss since the previous evaluation,
+    validation score). An optimizer step takes `config.gradient_accumulation_steps` batches
+    (accelerate's `accumulate`); `config.max_grad_norm` clips the gradient norm.
+
+    `trackers` (accelerate trackers, `make_trackers`) get the loss, learning rate and validation score. With
+    `checkpoint_dir`, a checkpoint is written after every epoch and every evaluation (and every
     `config.checkpoint_steps` steps); `resume` continues from the last one exactly (same data
-    order, random states and schedule), so a killed run ends as an uninterrupted one would.
+    order, random states, schedule, curve and early-stopping counters), so a killed run ends as an
+    uninterrupted one would.
     """
     set_seed(seed)
-    writer = _tensorboard(tensorboard_dir) if accelerator.is_main_process else None
+    trackers = list(trackers) if accelerator.is_main_process else []
     params = trainable_parameters(model)
     if not params:
         raise FlareError("the model has no trainable parameters")
+    n_trainable = sum(p.numel() for p in params.values())
     optimizer = torch.optim.AdamW(params.values(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     train_features = list(train_features)
@@ -113,12 +138,18 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
     else:
         loader = DataLoader(train_features, batch_size=config.batch_size, shuffle=True, generator=generator,
                             collate_fn=Collator(head.pad_id))
-    steps_per_epoch = len(loader)
+    accumulation = config.gradient_accumulation_steps
+    batches_per_epoch = len(loader)
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulation)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    epochs = math.ceil(config.epochs)
+    every, unit = config.eval_interval()
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    accelerator.gradient_accumulation_steps = accumulation
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    clipped = list(trainable_parameters(model).values())
 
     state = TrainingState(step=0, epoch=0, step_in_epoch=0, epoch_generator_state=generator.get_state(),
                           best_score=-math.inf, best_epoch=-1, history=[], best_state=None)
@@ -134,69 +165,124 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         if checkpoint_dir is not None and accelerator.is_main_process:
             save_checkpoint(checkpoint_dir, state, trainable_parameters(model), optimizer, scheduler)
 
-    started = time.perf_counter()
-    progress = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not accelerator.is_local_main_process)
-    for epoch in range(state.epoch, math.ceil(config.epochs)):
-        generator.set_state(state.epoch_generator_state)  # this epoch's data order, also after a resume
-        skip = state.step_in_epoch
+    def evaluate(epochs_done: float) -> None:
+        started = time.perf_counter()
+        validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
+                                   head.pad_id, accelerator, desc="validate"))
+        state.eval_seconds += time.perf_counter() - started
+        state.history.append({"epoch": epochs_done, "step": state.step, "examples": state.examples,
+                              "train_loss": state.loss_sum / max(1, state.loss_count), "validation": validation})
+        state.loss_sum, state.loss_count = 0.0, 0
+        for tracker in trackers:
+            tracker.log({"validation/score": validation}, step=state.step)
+        if validation > state.best_score:
+            state.best_score, state.best_epoch, state.best_step = validation, epochs_done, state.step
+            state.best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+            state.evals_since_best = 0
+        else:
+            state.evals_since_best += 1
+            if config.patience is not None and state.evals_since_best >= config.patience:
+                state.stopped = True
+                log(f"{desc}: early stop at step {state.step} (epoch {epochs_done}): no better validation score "
+                    f"in {config.patience} evaluations; best {state.best_score:.2f} at step {state.best_step}")
         model.train()
-        losses = []
+
+    progress = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not accelerator.is_local_main_process)
+    for epoch in range(state.epoch, epochs):
+        if state.stopped or state.step >= total_steps:
+            break
+        generator.set_state(state.epoch_generator_state)  # this epoch's data order, also after a resume
+        skip = state.step_in_epoch  # a multiple of the accumulation: checkpoints follow optimizer steps
+        accelerator.step = 0  # accelerate's accumulation counter: this epoch's batches from the start
+        model.train()
+        started = time.perf_counter()
         for index, batch in enumerate(loader):
             if index < skip:
                 continue  # used before the interruption
-            if state.step >= total_steps:
+            if state.step >= total_steps or state.stopped:
                 break
-            loss = head.loss(model, batch, source_kwargs(batch))
-            if not torch.isfinite(loss):
-                raise FlareError(f"{desc}: the loss became {loss.item()} at step {state.step}; lower the learning "
-                                 "rate or check the data (the last checkpoint is kept; no result is written)")
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            state.step += 1
+            with accelerator.accumulate(model):
+                loss = head.loss(model, batch, source_kwargs(batch))
+                if not torch.isfinite(loss):
+                    raise FlareError(f"{desc}: the loss became {loss.item()} at step {state.step}; lower the "
+                                     "learning rate or check the data (the last checkpoint is kept; no result is "
+                                     "written)")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(clipped, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.loss_sum += loss.item()
+            state.loss_count += 1
+            state.examples += len(batch["ids"]) * accelerator.num_processes
             state.step_in_epoch = index + 1
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-            if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), state.step)
-                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], state.step)
-            if config.checkpoint_steps and state.step % config.checkpoint_steps == 0:
+            for tracker in trackers:
+                tracker.log({"train/loss": loss.item(), "train/learning_rate": scheduler.get_last_lr()[0]},
+                            step=state.step)
+            if unit == "steps" and (state.step % every == 0 or state.step >= total_steps):
+                state.train_seconds += time.perf_counter() - started
+                evaluate(round(epoch + state.step_in_epoch / batches_per_epoch, 4))
+                started = time.perf_counter()
                 checkpoint()
-        validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
-                                   head.pad_id, accelerator, desc="validate"))
-        state.history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses)),
-                              "validation": validation})
-        if writer is not None:
-            writer.add_scalar("validation/score", validation, epoch + 1)
-        if validation > state.best_score:
-            state.best_score, state.best_epoch = validation, epoch + 1
-            state.best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+            elif config.checkpoint_steps and state.step % config.checkpoint_steps == 0:
+                state.train_seconds += time.perf_counter() - started
+                checkpoint()
+                started = time.perf_counter()
+        state.train_seconds += time.perf_counter() - started
+        finished = epoch + 1 >= epochs or state.step >= total_steps
+        if unit == "epochs" and not state.stopped and ((epoch + 1) % every == 0 or finished):
+            evaluate(epoch + 1 if state.step_in_epoch == batches_per_epoch
+                     else round(epoch + state.step_in_epoch / batches_per_epoch, 4))
         state.epoch, state.step_in_epoch = epoch + 1, 0
         state.epoch_generator_state = generator.get_state()
         checkpoint()
     progress.close()
-    if writer is not None:
-        writer.close()
+    for tracker in trackers:
+        tracker.finish()
     result = FitResult(best_epoch=state.best_epoch, best_score=state.best_score, history=state.history,
-                       train_seconds=time.perf_counter() - started)
+                       train_seconds=state.train_seconds, best_step=state.best_step, steps=state.step,
+                       max_steps=total_steps, examples_seen=state.examples, stopped_early=state.stopped,
+                       validation_seconds=state.eval_seconds, trainable_parameters=n_trainable)
     if state.best_state is not None:
         with torch.no_grad():
             for name, param in trainable_parameters(model).items():
                 param.copy_(state.best_state[name])
     accelerator.free_memory()  # drop accelerate's references: a long experiment must not pile up models
+    accelerator.gradient_accumulation_steps = 1
     return result
 
 
-def _tensorboard(log_dir: Path | None):
-    if log_dir is None:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as err:
-        raise FlareError("tensorboard: true needs the tensorboard package: pip install 'flare-xl[tensorboard]'") from err
-    return SummaryWriter(log_dir=str(log_dir))
+def make_trackers(names: Sequence[str], run_name: str, logging_dir: Path, config: dict | None = None) -> list:
+    """accelerate's experiment trackers (tensorboard, wandb, mlflow, ...; `accelerate.tracking`), one
+    run each, started, with the run's settings stored; logs go under `logging_dir` where the tracker
+    keeps files. A tracker whose package is missing is a clear error."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    trackers = []
+    for name in names:
+        tracker_class = LOGGER_TYPE_TO_CLASS.get(name)
+        if tracker_class is None:
+            raise FlareError(f"unknown tracker {name!r}; accelerate knows: {', '.join(sorted(LOGGER_TYPE_TO_CLASS))}")
+        try:
+            if tracker_class.requires_logging_directory:
+                tracker = tracker_class(run_name.replace("/", "-"), logging_dir=str(logging_dir))
+            else:
+                tracker = tracker_class(run_name.replace("/", "-"))
+            tracker.start()
+        except (ImportError, ModuleNotFoundError) as err:
+            extra = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(name)
+            hint = f"pip install 'flare-xl[{extra}]'" if extra else f"install the {name} package"
+            raise FlareError(f"log_with: {name} needs its package ({err}): {hint}") from err
+        if config:
+            tracker.store_init_configuration(config)
+        trackers.append(tracker)
+    return trackers
 
 
 class LengthGroupedBatches:

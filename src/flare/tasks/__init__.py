@@ -13,7 +13,9 @@ Modules
                splits(), load(), metric()) and its shared implementation
     nusax, xnli, tydiqa, xquad   the built-in tasks (each docstring: layout, languages, split
                protocol, counts)
-    parallel   the user's own parallel classification data (CSV / TSV / JSONL)
+    parallel   the user's own parallel classification data (CSV / TSV / JSONL, or datasets),
+               one or several target languages, label-mismatch policies
+    hf_data    Hugging Face datasets as tables (optional extra flare-xl[datasets])
     splits     the deterministic group-split rule
     metrics    accuracy, macro-F1, SQuAD exact match / F1
     readers, tables   file reading and checking (every problem is a DataError naming file and row)
@@ -23,7 +25,9 @@ Modules
 
 from flare.tasks.base import BaseTask, Task
 from flare.tasks.examples import Answer, ClassificationExample, Example, QAExample
-from flare.tasks.parallel import DataFiles, ParallelConfig, ParallelTask
+from flare.tasks.parallel import (
+    DataFiles, LabelMismatches, ParallelConfig, ParallelTask, dataset_splits, parallel_configs,
+)
 from flare.tasks.registry import TASKS, describe, get_task
 from flare.tasks.splits import SPLITS
 
@@ -33,12 +37,15 @@ __all__ = [
     "ClassificationExample",
     "DataFiles",
     "Example",
+    "LabelMismatches",
     "ParallelConfig",
     "ParallelTask",
     "QAExample",
     "SPLITS",
     "TASKS",
     "Task",
+    "dataset_splits",
     "describe",
     "get_task",
+    "parallel_configs",
 ]

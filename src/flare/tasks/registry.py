@@ -2,13 +2,14 @@
 
 ``TASKS`` maps each task name to its class; :func:`get_task` builds one.  The built-in tasks
 (nusax, xnli, tydiqa, xquad) take no options; "parallel" (user data) needs a
-:class:`~flare.tasks.parallel.ParallelConfig` or a mapping of its options.
+:class:`~flare.tasks.parallel.ParallelConfig`, a list of them (several target languages) or a
+mapping of its options (``language`` or ``languages``, see :func:`~flare.tasks.parallel.parallel_configs`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flare.errors import ConfigError
@@ -29,10 +30,12 @@ TASKS: dict[str, type[BaseTask]] = {
 }
 
 
-def get_task(name: str, config: ParallelConfig | Mapping[str, Any] | None = None) -> BaseTask:
+def get_task(
+    name: str, config: ParallelConfig | Sequence[ParallelConfig] | Mapping[str, Any] | None = None
+) -> BaseTask:
     """The task called ``name``.
 
-    ``config``: for "parallel" its ParallelConfig or options (required); for "xquad" and
+    ``config``: for "parallel" its ParallelConfig (or one per language) or options (required); for "xquad" and
     "tydiqa" optionally ``{"allow_unanswered": True}``; the other tasks take none.
     """
     key = name.strip().lower() if isinstance(name, str) else name

@@ -124,9 +124,11 @@ def show_ids(ids: Sequence[str], noun: str = "id") -> str:
 
 
 def pair_rows(
-    target: Sequence[Row], target_path: Path, english: Sequence[Row], english_path: Path
+    target: Sequence[Row], target_path: Path, english: Sequence[Row], english_path: Path,
+    check_labels: bool = True,
 ) -> list[tuple[Row, Row]]:
-    """Pair every target row with the English row of the same id (exactly the same id sets)."""
+    """Pair every target row with the English row of the same id (exactly the same id sets);
+    ``check_labels=False`` keeps pairs whose labels disagree (see :func:`label_mismatches`)."""
     by_id = {row.id: row for row in english}
     target_ids = {row.id for row in target}
     unpaired_target = [row for row in target if row.id not in by_id]
@@ -146,7 +148,7 @@ def pair_rows(
     pairs = []
     for row in target:
         partner = by_id[row.id]
-        if row.label is not None and partner.label is not None and row.label != partner.label:
+        if check_labels and _disagree(row, partner):
             raise DataError(
                 f"id {row.id!r} has label {row.label!r} here but {partner.label!r} in the English file "
                 f"{english_path}, row {partner.line}",
@@ -155,6 +157,15 @@ def pair_rows(
             )
         pairs.append((row, partner))
     return pairs
+
+
+def _disagree(row: Row, partner: Row) -> bool:
+    return row.label is not None and partner.label is not None and row.label != partner.label
+
+
+def label_mismatches(pairs: Sequence[tuple[Row, Row]]) -> list[tuple[Row, Row]]:
+    """The (target, English) pairs where both rows carry a label and the labels differ."""
+    return [(row, partner) for row, partner in pairs if _disagree(row, partner)]
 
 
 def label_index(label: str | None, labels: Mapping[str, int], path: Path, line: int, row_id: str) -> int:

@@ -3,6 +3,9 @@
 * ``languages``: our language codes and what NLLB-200, M2M100 and OPUS-MT call them.
 * ``translator``: ``Translator(model).translate(texts, src, tgt)`` for any Hugging Face
   seq2seq translation model.
+* ``causal``: ``CausalLMTranslator``, the same for a prompted causal LM (few-shot);
+  ``make_translator`` picks one of the two from the model's config.
+* ``quality``: chrF and BLEU against a human reference (sacrebleu), the quality file.
 * ``cache``: the JSONL cache that makes translation resumable.
 * ``qa_projection``: carry an extractive-QA answer span through translation.
 * ``dataset``: translate the text fields of a data set.
@@ -11,6 +14,7 @@
 """
 
 from flare.translation.cache import TranslationCache, cache_file
+from flare.translation.causal import CausalLMTranslator, make_translator, translator_kind
 from flare.translation.dataset import DatasetTranslationReport, translate_records
 from flare.translation.languages import (
     LANGUAGES,
@@ -33,10 +37,16 @@ from flare.translation.qa_projection import (
     translate_qa_records,
     unmark_answer,
 )
+from flare.translation.quality import QualityTable, score_translations
 from flare.translation.translator import TranslationStats, Translator, detect_family
 
 __all__ = [
     "LANGUAGES",
+    "CausalLMTranslator",
+    "QualityTable",
+    "make_translator",
+    "score_translations",
+    "translator_kind",
     "DatasetTranslationReport",
     "Language",
     "ModelCode",

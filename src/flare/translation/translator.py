@@ -234,17 +234,21 @@ class Translator:
     def model_loaded(self) -> bool:
         return self._model is not None
 
+    def _auto_model_class(self) -> Any:
+        from transformers import AutoModelForSeq2SeqLM
+
+        return AutoModelForSeq2SeqLM
+
     @property
     def model(self) -> Any:
         if self._model is None:
             import torch
-            from transformers import AutoModelForSeq2SeqLM
 
             logger.info(
                 "loading translation model %s on %s (%s)", self._model_source, self.device, self.dtype
             )
             try:
-                self._model = AutoModelForSeq2SeqLM.from_pretrained(
+                self._model = self._auto_model_class().from_pretrained(
                     self._model_source, dtype=getattr(torch, self.dtype)
                 )
             except (OSError, ValueError) as err:
@@ -495,7 +499,7 @@ class Translator:
         tok = self.tokenizer
         if direction.src_code is not None:
             tok.src_lang = direction.src_code
-        inputs = [direction.prefix + text for text in todo]
+        inputs = self._model_inputs(todo, direction)
         lengths: list[int] = []
         for start in range(0, len(inputs), 1024):  # chunks: keep only the lengths in memory
             encoded = tok(inputs[start : start + 1024], add_special_tokens=True, verbose=False)
@@ -522,6 +526,10 @@ class Translator:
                 bar.update(len(batch))
         finally:
             bar.close()
+
+    def _model_inputs(self, todo: list[str], direction: _Direction) -> list[str]:
+        """What the model reads for each text (here: the text, after any target token)."""
+        return [direction.prefix + text for text in todo]
 
     def _strip_ids(self) -> set[int]:
         """Language tokens, removed from outputs before decoding (some tokenizers keep them)."""

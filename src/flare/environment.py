@@ -1,0 +1,45 @@
+"""The record of the software a result or a saved adapter came from: package versions, the git
+commit of a checkout, the model's resolved location and revision (`environment` in every result
+file and in every adapter's flare_config.json)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("flare-xl", "torch", "transformers", "peft", "accelerate", "bitsandbytes")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of flare and the libraries that decide its numbers (absent ones left out)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict[str, str | bool] | None:
+    """The commit of the checkout flare runs from (and whether it has uncommitted changes); None
+    for an installed package or where git is missing."""
+    folder = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())} if commit else None
+
+
+def environment_record(model: str, resolved: str, revision: str | None, device: str) -> dict:
+    return {"python": platform.python_version(), **package_versions(), "git": git_state(), "model": model,
+            "model_resolved": resolved, "model_revision": revision,
+            "device": device}

@@ -1,0 +1,145 @@
+"""Per-method hyperparameter selection on validation (`flare tune`, and `flare run` before its runs).
+
+For every trained method with a grid (`search.grid`, the method's own `search:` keys replacing
+the global ones), every grid point is trained on each of `search.languages` x `search.seeds`
+(default: every language, the first seed) and scored on the **validation** split only; the point
+with the best mean validation score (the task's primary metric; ties: the first in grid order)
+is the method's setting for its final runs. Layout, under the experiment's output_dir:
+
+    tuning/<method>/<point>/<language>/seed-<seed>.json   one trial (skipped when it exists)
+    tuning/<method>/selection.json                        the grid, every point's scores, the choice
+
+The test split is never read here (`Experiment.run_trial`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from flare.errors import FlareError
+from flare.pipeline.config import MethodConfig, grid_points
+
+SELECTION = "selection.json"
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """A readable folder name for a grid point: `learning_rate=0.0003,epochs=10.0`."""
+    text = ",".join(f"{key}={value}" for key, value in point.items())
+    return "".join(c if c.isalnum() or c in "=,.-_+" else "_" for c in text)
+
+
+def tuning_dir(experiment, method: MethodConfig) -> Path:
+    return experiment.output_dir / "tuning" / method.name
+
+
+def plan(experiment, method: MethodConfig) -> dict | None:
+    """What tuning `method` means under the current config (None: not tuned)."""
+    search = experiment.config.search
+    grid = search.method_grid(method)
+    if not grid:
+        return None
+    return {"grid": grid, "points": grid_points(grid),
+            "languages": list(search.languages or experiment.config.languages),
+            "seeds": list(search.seeds or experiment.config.seeds[:1]), "metric": experiment.primary_metric}
+
+
+def selection_for(experiment, method: MethodConfig) -> dict | None:
+    """The selection of `method` (tuning it first when its selection is missing or was made for
+    another grid, languages or seeds); None when the method is not tuned."""
+    wanted = plan(experiment, method)
+    if wanted is None:
+        return None
+    path = tuning_dir(experiment, method) / SELECTION
+    if path.is_file():
+        selection = json.loads(path.read_text())
+        if all(_same(selection.get(key), wanted[key]) for key in ("grid", "languages", "seeds", "metric")):
+            return {**selection, "path": str(path)}
+        experiment.log(f"tuning {method.name}: {path} was made for another grid; choosing again")
+    return tune_method(experiment, method)
+
+
+def tune(experiment, methods: list[MethodConfig] | None = None) -> dict[str, dict]:
+    """Tune every method (of `methods`, default all) that has a grid; {method name: selection}."""
+    selections = {}
+    for method in experiment.config.methods if methods is None else methods:
+        selection = selection_for(experiment, method)
+        if selection is not None:
+            selections[method.name] = selection
+    return selections
+
+
+def tune_method(experiment, method: MethodConfig) -> dict:
+    """Every trial of `method`'s grid (finished ones read back), then the choice, written to
+    tuning/<method>/selection.json."""
+    from flare.pipeline.runner import write_json
+
+    wanted = plan(experiment, method)
+    folder = tuning_dir(experiment, method)
+    trials = []
+    for point in wanted["points"]:
+        key = point_key(point)
+        train_cfg = method.train_config(experiment.config.train, point)
+        for language in wanted["languages"]:
+            for seed in wanted["seeds"]:
+                path = folder / key / language / f"seed-{seed}.json"
+                if path.is_file():
+                    experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
+                    trial = json.loads(path.read_text())
+                else:
+                    run_name = f"tuning/{method.name}/{key}/{language}/seed-{seed}"
+                    trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
+                             **experiment.run_trial(method, language, seed, train_cfg, run_name),
+                             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                    if experiment.accelerator.is_main_process:
+                        write_json(path, trial)
+                        from flare.pipeline.checkpoint import remove_checkpoints
+
+                        remove_checkpoints(experiment.checkpoint_dir(run_name))
+                    experiment.accelerator.wait_for_everyone()
+                    experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
+                                   f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
+                trials.append(trial)
+    selection = choose(method.name, wanted, trials)
+    path = folder / SELECTION
+    if experiment.accelerator.is_main_process:
+        write_json(path, selection)
+    experiment.accelerator.wait_for_everyone()
+    experiment.log(f"tuning {method.name}: chose {selection['chosen_key']} (validation {wanted['metric']} "
+                   f"{selection['chosen_mean']:.2f}, mean over {len(wanted['languages'])} language(s) x "
+                   f"{len(wanted['seeds'])} seed(s)); grid in {path}")
+    return {**selection, "path": str(path)}
+
+
+def choose(method: str, wanted: dict, trials: list[dict]) -> dict:
+    """The grid point with the best mean validation score over the trials (ties: grid order)."""
+    metric = wanted["metric"]
+    points = []
+    for point in wanted["points"]:
+        key = point_key(point)
+        scores = {f"{t['language']}/seed-{t['seed']}": t["metrics"]["validation"][metric]
+                  for t in trials if t["key"] == key}
+        if len(scores) != len(wanted["languages"]) * len(wanted["seeds"]):
+            raise FlareError(f"tuning {method}: point {key} has {len(scores)} trials, expected "
+                             f"{len(wanted['languages']) * len(wanted['seeds'])}")
+        budgets = [t["budget"] for t in trials if t["key"] == key]
+        points.append({"point": point, "key": key, "mean": statistics.fmean(scores.values()), "scores": scores,
+                       "optimizer_steps": statistics.fmean(b["optimizer_steps"] for b in budgets),
+                       "stopped_early": sum(t["training"]["stopped_early"] for t in trials if t["key"] == key)})
+    best = max(range(len(points)), key=lambda i: (_finite(points[i]["mean"]), -i))
+    return {"method": method, "metric": metric, "split": "validation", "grid": wanted["grid"],
+            "languages": wanted["languages"], "seeds": wanted["seeds"], "points": points,
+            "chosen": points[best]["point"], "chosen_key": points[best]["key"], "chosen_mean": points[best]["mean"],
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -1,0 +1,295 @@
+"""Fair comparisons by construction (issue 18): per-method selection on validation that never
+reads the test split, the final runs at each method's chosen setting, the FLARE row with no
+English at test time, the budget / environment / reference scores in every result file, and one
+stage-1 model per seed."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from flare.cli.main import app
+from flare.pipeline import stages
+from flare.pipeline.config import load_config
+from flare.pipeline.data import build_features
+from flare.pipeline.runner import Experiment
+from flare.pipeline.training import predict, trainable_parameters
+
+FAST = ["stage1.epochs=1", "stage1.max_train_examples=16", "train.epochs=1", "train.max_train_examples=16",
+        "train.batch_size=8", "stage1.batch_size=8", "train.max_length=32", "stage1.max_length=32", "seeds=[1]",
+        "languages=[jav]", "train.max_eval_examples=40", "stage1.max_eval_examples=16"]
+GRID = "search={grid: {learning_rate: [1.0e-6, 3.0e-2], epochs: [1, 2]}}"
+
+
+def config(tmp_path, model, methods, *extra, data_dir=None):
+    return load_config(None, [f"model={model}", f"output_dir={tmp_path / 'run'}", f"methods={methods}", *FAST,
+                              *([f"data_dir={data_dir}"] if data_dir else []), *extra])
+
+
+def flipped_test_root(data_root, tmp_path):
+    """NusaX English + Javanese, with every Javanese test label changed (a test-based choice would move)."""
+    root = tmp_path / "data"
+    for folder in ("english", "javanese"):
+        shutil.copytree(data_root / "nusax" / folder, root / "nusax" / folder)
+    path = root / "nusax" / "javanese" / "test.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    turn = {"negative": "positive", "neutral": "negative", "positive": "neutral"}
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "text", "label"])
+        writer.writeheader()
+        writer.writerows({**row, "label": turn[row["label"]]} for row in rows)
+    return root
+
+
+def spy_splits(experiment, monkeypatch) -> list:
+    splits = []
+    original = experiment.task.load
+
+    def load(language, split, *args, **kwargs):
+        splits.append((language, split))
+        return original(language, split, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.task, "load", load)
+    return splits
+
+
+def test_selection_picks_the_best_validation_score_and_never_reads_test(tmp_path, tiny_checkpoints, data_root,
+                                                                       monkeypatch):
+    from flare.pipeline.tune import tune
+
+    selections = []
+    for name, root in (("shared", data_root), ("flipped", flipped_test_root(data_root, tmp_path))):
+        experiment = Experiment(config(tmp_path / name, tiny_checkpoints["bert"], "[lora]", GRID, data_dir=root),
+                                log=lambda m: None)
+        experiment.stage1()
+        splits = spy_splits(experiment, monkeypatch)
+        [selection] = tune(experiment).values()
+        assert ("jav", "test") not in splits and ("jav", "validation") in splits
+        selections.append(selection)
+        # the choice is the point with the best mean validation score, and the whole grid is recorded
+        points = selection["points"]
+        assert [p["point"] for p in points] == [{"learning_rate": lr, "epochs": e} for lr in (1e-6, 3e-2)
+                                               for e in (1.0, 2.0)]
+        best = max(points, key=lambda p: p["mean"])
+        assert selection["chosen"] == best["point"] and selection["chosen_mean"] == best["mean"]
+        saved = json.loads((tmp_path / name / "run" / "tuning" / "lora" / "selection.json").read_text())
+        assert saved["chosen"] == selection["chosen"] and saved["split"] == "validation"
+        trial = json.loads(next((tmp_path / name / "run" / "tuning" / "lora").rglob("seed-1.json")).read_text())
+        assert set(trial["metrics"]) == {"validation"}
+    # test labels changed, every validation score and the choice did not
+    assert [p["scores"] for p in selections[0]["points"]] == [p["scores"] for p in selections[1]["points"]]
+    assert selections[0]["chosen"] == selections[1]["chosen"]
+
+
+def test_run_tunes_first_then_trains_each_method_at_its_own_choice_and_skips_finished_trials(
+        tmp_path, tiny_checkpoints):
+    methods = "[lora, {name: lora-own, method: lora, search: {learning_rate: [5.0e-3]}, train: {patience: 1}}]"
+    settings = config(tmp_path, tiny_checkpoints["bert"], methods, GRID)
+    messages = []
+    experiment = Experiment(settings, log=messages.append)
+    experiment.run()
+    for name, grid_size in (("lora", 4), ("lora-own", 2)):  # lora-own: its learning rate x the global epochs
+        selection = json.loads((tmp_path / "run" / "tuning" / name / "selection.json").read_text())
+        assert len(selection["points"]) == grid_size
+        result = json.loads((tmp_path / "run" / "results" / name / "jav" / "seed-1.json").read_text())
+        chosen = selection["chosen"]
+        assert result["selection"]["chosen"] == chosen
+        assert result["budget"]["hyperparameters"]["learning_rate"] == chosen["learning_rate"]
+        assert result["budget"]["hyperparameters"]["epochs"] == chosen["epochs"]
+    own = json.loads((tmp_path / "run" / "results" / "lora-own" / "jav" / "seed-1.json").read_text())
+    assert own["budget"]["hyperparameters"]["patience"] == 1 and own["selection"]["chosen"]["learning_rate"] == 5e-3
+    # a second run trains nothing: the selection and every result are reused
+    calls = []
+    experiment.run_trial = lambda *args, **kwargs: calls.append(args)
+    assert experiment.run() == [] and calls == []
+
+
+def test_tune_command_writes_the_selection_and_says_when_nothing_is_tuned(tmp_path, tiny_checkpoints):
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"model: {tiny_checkpoints['bert']}\noutput_dir: {tmp_path / 'run'}\nmethods: [lora]\n")
+    result = CliRunner().invoke(app, ["tune", str(config_file), *FAST, "search={grid: {learning_rate: [1e-3, 2e-3]}}"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "tuning" / "lora" / "selection.json").is_file()
+    assert not (tmp_path / "run" / "results").exists()  # tuning only
+    result = CliRunner().invoke(app, ["tune", str(config_file), *FAST])
+    assert result.exit_code == 2 and "no method has a search grid" in result.output
+
+
+def test_the_no_english_row_equals_a_plain_lora_evaluation_of_the_same_weights(tmp_path, tiny_checkpoints):
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[flare]", "train.learning_rate=5e-3"),
+                            log=lambda m: None)
+    experiment.run()
+    folder = tmp_path / "run" / "results"
+    flare = json.loads((folder / "flare" / "jav" / "seed-1.json").read_text())
+    row = json.loads((folder / "flare-no-english" / "jav" / "seed-1.json").read_text())
+    assert row["no_source_at_test"] and row["weights_from"] == "flare" and row["base_method"] == "flare"
+    assert row["training"] == flare["training"]  # the same training, not a second one
+    # plain LoRA: the lora method's model, given the trained FLARE adapter's LoRA and head weights
+    method = experiment.method("flare")
+    head = experiment.head
+    trained = stages.load_stage3("flare", experiment.config, method.adapter(experiment.config.adapter), head,
+                                 experiment.stage1(1), experiment.adapter_dir(method, "jav", 1))
+    lora = stages.stage3_model("lora", experiment.config, method.adapter(experiment.config.adapter), head,
+                               experiment.stage1(1))
+    source = trainable_parameters(trained)
+    target = trainable_parameters(lora)
+    assert set(target) <= set(source)  # (cross-attention fusion has parameters of its own on top)
+    with torch.no_grad():
+        for name, param in target.items():
+            param.copy_(source[name])
+    test = experiment.load("jav", "test")
+    predicted = predict(lora, head, build_features(test, head, "lora"), 64, head.pad_id, experiment.accelerator)
+    assert predicted == row["predictions"]["predicted"]
+    assert row["metrics"]["test"] == experiment.score(predicted, test)
+
+
+def test_every_result_records_budget_environment_curve_and_reference_scores(tmp_path, tiny_checkpoints):
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot, lora]", "revision=main",
+                                   "train.epochs=2"), log=lambda m: None)
+    experiment.run()
+    lora = json.loads((tmp_path / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
+    budget = lora["budget"]
+    assert budget["optimizer_steps"] == 4 and budget["examples_seen"] == 32  # 16 examples, batch 8, 2 epochs
+    assert budget["trainable_parameters"] > 0 and budget["hyperparameters"]["learning_rate"] == 2e-4
+    assert [h["step"] for h in lora["training"]["history"]] == [2, 4]
+    env = lora["environment"]
+    assert {"flare-xl", "torch", "transformers", "peft", "accelerate"} <= set(env)
+    assert env["model_revision"] == "main" and env["model_resolved"] == tiny_checkpoints["bert"]
+    refs = lora["reference_scores"]
+    assert set(refs["majority_class"]) == {"validation", "test"} and refs["chance"]["test"]["accuracy"] == 100 / 3
+    zero = json.loads((tmp_path / "run" / "results" / "zero-shot" / "jav" / "seed-1.json").read_text())
+    assert zero["budget"]["optimizer_steps"] == 0 and zero["training"] is None
+    assert zero["reference_scores"]["majority_class"]["test"] == refs["majority_class"]["test"]
+    # the report: the budget table, the reference rows and one curve PNG per trained method
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "Budget" in result.output and "majority class" in result.output
+    report = tmp_path / "run" / "report"
+    assert (report / "curves-lora.png").is_file() and not (report / "curves-zero-shot.png").exists()
+    markdown = (report / "results.md").read_text()
+    assert "## Budget" in markdown and "| lora | 1 | 4 | 32 |" in markdown
+    assert (report / "budget.csv").read_text().splitlines()[0].startswith("method,runs,optimizer_steps")
+
+
+def test_stage1_seeds_train_one_stage1_model_per_seed(tmp_path, tiny_checkpoints):
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[lora]", "seeds=[1, 2]",
+                                   "stage1_seeds=[7, 8]"), log=lambda m: None)
+    experiment.run()
+    stage1 = tmp_path / "run" / "stage1"
+    assert json.loads((stage1 / "seed-7" / "stage1.json").read_text())["seed"] == 7
+    assert json.loads((stage1 / "seed-8" / "stage1.json").read_text())["seed"] == 8
+    assert not (stage1 / "stage1.json").exists()
+    for seed, stage1_seed in ((1, 7), (2, 8)):
+        result = json.loads((tmp_path / "run" / "results" / "lora" / "jav" / f"seed-{seed}.json").read_text())
+        assert result["stage1"] == {"dir": f"stage1/seed-{stage1_seed}", "seed": stage1_seed}
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(stage1 / f"seed-{s}" / "adapter_model.safetensors")) for s in (7, 8))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stage1_seeds_must_pair_with_seeds():
+    from flare.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one seed per seed of seeds"):
+        load_config(None, ["seeds=[1, 2, 3]", "stage1_seeds=[1, 2]"])
+
+
+def test_chance_and_majority_scores_by_hand():
+    from flare.pipeline.sanity import chance_scores, majority_label, reference_scores
+    from flare.tasks.base import classification_metric
+
+    gold = [0, 0, 0, 1, 2, 2]  # shares 1/2, 1/6, 1/3
+    chance = chance_scores(gold, 3)
+    f1 = [2 * p / (1 + 3 * p) for p in (1 / 2, 1 / 6, 1 / 3)]  # 0.4, 0.2222, 0.3333
+    assert chance["accuracy"] == pytest.approx(100 / 3)
+    assert chance["macro_f1"] == pytest.approx(100 * sum(f1) / 3) == pytest.approx(31.851851, abs=1e-5)
+    assert majority_label([2, 1, 2, 1]) == 1  # ties: the smallest label
+    refs = reference_scores(lambda p, g: classification_metric(p, g, 3), [0, 0, 1], {"test": gold}, 3)
+    # always 0: accuracy 3/6; macro-F1 over the labels seen (0, 1, 2): F1(0) = 2*3/(2*3+3) = 2/3, others 0
+    assert refs["majority_class"]["test"] == {"accuracy": 50.0, "macro_f1": pytest.approx(100 * (2 / 3) / 3)}
+
+
+def test_a_model_that_learned_nothing_is_warned_about_in_the_log_the_result_and_the_report(
+        tmp_path, tiny_checkpoints, monkeypatch):
+    monkeypatch.setattr(Experiment, "_predict", lambda self, model, features: [1] * len(features))
+    messages = []
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[lora]"), log=messages.append)
+    experiment.run()
+    loud = [m for m in messages if m.startswith("WARNING:")]
+    assert any("every test prediction is the same (1)" in m and "learning rate" in m for m in loud)
+    assert any("does not beat the majority class" in m for m in loud) or any(
+        "every validation prediction" in m for m in loud)
+    result = json.loads((tmp_path / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
+    assert result["warnings"] and all(w in " ".join(loud) for w in result["warnings"])
+    report = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert report.exit_code == 0 and "WARNING" in report.output
+    markdown = (tmp_path / "run" / "report" / "results.md").read_text()
+    assert "## WARNING: models that learned nothing" in markdown
+    assert markdown.index("WARNING: models") < markdown.index("| method |")  # above the table
+
+
+def test_a_report_of_older_result_files_still_builds(tmp_path):
+    """Files written before issue 18 (no budget, curve steps, reference scores): shown as not recorded."""
+    from flare.pipeline.report import build_report
+
+    folder = tmp_path / "results" / "lora" / "jav"
+    folder.mkdir(parents=True)
+    (folder / "seed-1.json").write_text(json.dumps({
+        "schema": 1, "task": "nusax", "model": "m", "method": "lora", "language": "jav", "seed": 1,
+        "metrics": {"test": {"macro_f1": 50.0}}, "primary_metric": "macro_f1",
+        "timings": {"train_seconds": 3.0, "eval_seconds": 1.0},
+        "predictions": {"ids": ["a", "b", "c"], "predicted": [2, 2, 2], "gold": [0, 1, 2]},
+        "training": {"best_epoch": 2, "history": [{"epoch": 1, "train_loss": 1.0, "validation": 40.0},
+                                                  {"epoch": 2, "train_loss": 0.8, "validation": 45.0}]}}))
+    report = build_report(tmp_path)
+    paths = report.write(tmp_path / "report")
+    assert tmp_path / "report" / "curves-lora.png" in paths
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert "| lora | 1 | – | – | – | 3.0 | 1.0 | – | not recorded | config |" in markdown
+    assert "lora jav seed 1: every test prediction is the same (2)" in markdown  # from the stored predictions
+
+
+def test_an_older_flare_run_gets_its_no_english_row_from_the_saved_adapter(tmp_path, tiny_checkpoints):
+    settings = config(tmp_path, tiny_checkpoints["bert"], "[flare]", "train.learning_rate=5e-3")
+    settings.no_english_rows = False
+    assert len(Experiment(settings, log=lambda m: None).run()) == 1
+    path = tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json"
+    old = json.loads(path.read_text())
+    for key in ("budget", "reference_scores", "selection", "warnings"):  # as written before issue 18
+        old.pop(key)
+    path.write_text(json.dumps(old))
+    settings.no_english_rows = True
+    messages = []
+    [written] = Experiment(settings, log=messages.append).run()
+    assert written == tmp_path / "run" / "results" / "flare-no-english" / "jav" / "seed-1.json"
+    row = json.loads(written.read_text())
+    assert row["weights_from"] == "flare" and row["training"] == old["training"]
+    assert row["reference_scores"]["majority_class"]["test"]
+    assert row["predictions"]["ids"] == old["predictions"]["ids"]
+
+
+def test_choose_takes_the_best_mean_over_languages_and_seeds_ties_to_the_first_point():
+    from flare.pipeline.tune import choose, point_key
+
+    points = [{"learning_rate": lr} for lr in (1e-4, 3e-4, 1e-3)]
+    scores = {(1e-4, "jav"): 60.0, (1e-4, "sun"): 80.0, (3e-4, "jav"): 75.0, (3e-4, "sun"): 70.0,
+              (1e-3, "jav"): 90.0, (1e-3, "sun"): 50.0}  # means 70, 72.5, 70: jav alone would pick 1e-3
+    trials = [{"key": point_key(p), "language": lang, "seed": 1,
+               "metrics": {"validation": {"f1": scores[p["learning_rate"], lang]}},
+               "budget": {"optimizer_steps": 10}, "training": {"stopped_early": False}}
+              for p in points for lang in ("jav", "sun")]
+    wanted = {"grid": {"learning_rate": [1e-4, 3e-4, 1e-3]}, "points": points, "languages": ["jav", "sun"],
+              "seeds": [1], "metric": "f1"}
+    selection = choose("lora", wanted, trials)
+    assert selection["chosen"] == {"learning_rate": 3e-4} and selection["chosen_mean"] == 72.5
+    scores[3e-4, "sun"] = 65.0  # now 70, 70, 70: the first point
+    trials = [{**t, "metrics": {"validation": {"f1": scores[p["learning_rate"], t["language"]]}}}
+              for t, p in zip(trials, [p for p in points for _ in range(2)])]
+    assert choose("lora", wanted, trials)["chosen"] == {"learning_rate": 1e-4}
+    with pytest.raises(Exception, match="has 1 trials, expected 2"):
+        choose("lora", wanted, trials[1:])
