@@ -93,3 +93,13 @@ def test_push_to_hub_uploads_the_folder(saved, monkeypatch):
     assert calls["repo"] == ("someone/flare-nusax-jav", {"private": True, "exist_ok": True})
     assert set(calls["files"]) >= {"README.md", "base_config.json", "flare_adapter.safetensors", "flare_config.json",
                                    "stage1/adapter_config.json", "stage1/adapter_model.safetensors"}
+
+
+def test_the_card_names_the_hub_id_of_an_alias_not_its_cache_path():
+    from flare.core.sharing import model_card
+
+    config = FlareConfig(card={"base_model": "intfloat/multilingual-e5-small", "languages": ["jav", "eng"]})
+    config.base_model_name_or_path = "/cache/flare/models/e5-small"
+    card = model_card(config)
+    assert "base_model: intfloat/multilingual-e5-small\n" in card
+    assert "| loaded from | /cache/flare/models/e5-small |" in card

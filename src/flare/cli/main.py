@@ -82,7 +82,7 @@ def _print_training_summary(report) -> None:
 
     reference = report_training.reference_markdown(report)
     Console().print(Markdown((reference + "\n" if reference else "") + "**Budget**\n\n"
-                             + report_training.budget_markdown(report)))
+                             + report_training.budget_markdown(report, compact=True)))
     for warning in report_training.learning_warnings(report):
         console.print(f"[bold red]WARNING:[/] {escape(warning)}")
 

@@ -87,9 +87,10 @@ def model_card(config) -> str:
     """A README.md with the hub's metadata block, from what the config knows."""
     info = dict(config.card or {})
     languages = info.get("languages") or []
+    base = info.get("base_model") or config.base_model_name_or_path  # a hub id where the caller knows one
     lines = ["---", "library_name: flare", "tags:", "- flare", "- lora", "- peft", "- cross-lingual-transfer"]
-    if config.base_model_name_or_path:
-        lines.append(f"base_model: {config.base_model_name_or_path}")
+    if base:
+        lines.append(f"base_model: {base}")
     if languages:
         lines.append("language:")
         lines += [f"- {code}" for code in languages]
@@ -97,11 +98,12 @@ def model_card(config) -> str:
     if metrics:
         lines.append("metrics:")
         lines += [f"- {name}" for name in metrics]
-    lines += ["---", "", f"# FLARE adapter{' for ' + config.base_model_name_or_path if config.base_model_name_or_path else ''}",
+    lines += ["---", "", f"# FLARE adapter{' for ' + base if base else ''}",
               "", "A FLARE adapter (Language Fusion for Parameter-Efficient Cross-lingual Transfer, ACL 2025): LoRA",
               "whose bottleneck fuses each target-language input with its English translation, read by the frozen",
               "English-task (stage-1) model.", ""]
-    rows = [("base model", config.base_model_name_or_path), ("revision", config.base_model_revision),
+    rows = [("base model", base), ("loaded from", config.base_model_name_or_path if base != config.base_model_name_or_path
+                                      else None), ("revision", config.base_model_revision),
             ("task", info.get("task")), ("method", info.get("method")),
             ("languages", ", ".join(languages) if languages else None), ("fusion", config.fusion),
             ("layer offset k", config.source_layer_offset), ("alignment", config.alignment), ("LoRA r", config.r)]

@@ -128,8 +128,22 @@ def _fmt(value, digits: int = 0) -> str:
     return str(value)
 
 
-def budget_markdown(report) -> str:
-    """The budget table: what each method was given to reach its score (means over its runs)."""
+def budget_markdown(report, compact: bool = False) -> str:
+    """The budget table: what each method was given to reach its score (means over its runs).
+    `compact` (a terminal of 80 columns): the numbers in the table, each method's settings below it."""
+    if compact:
+        rows = budget_rows(report)
+        lines = ["| method | steps | examples | params | train s | eval s | early |",
+                 "|:---|---:|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            stops = "–" if row["stopped_early"] is None else f"{row['stopped_early']}/{row['runs']}"
+            lines.append(f"| {row['method']} | {_fmt(row['optimizer_steps'])} | {_fmt(row['examples_seen'])} | "
+                         f"{_fmt(row['trainable_parameters'])} | {_fmt(row['train_seconds'], 1)} | "
+                         f"{_fmt(row['eval_seconds'], 1)} | {stops} |")
+        lines.append("")
+        lines += [f"- {row['method']}: {row['hyperparameters']} ({row['selected_by']})" for row in rows
+                  if row["hyperparameters"] not in (None, "", "-")]
+        return "\n".join(lines) + "\n"
     lines = ["| method | runs | optimizer steps | examples seen | trainable params | train s | eval s | "
              "early stops | settings | chosen by |", "|:---|---:|---:|---:|---:|---:|---:|---:|:---|:---|"]
     for row in budget_rows(report):

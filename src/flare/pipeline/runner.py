@@ -471,6 +471,18 @@ class Experiment:
                          checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume, log=self.log)
         return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features)
 
+    def _describe_for_card(self, model, method: MethodConfig, language: str) -> None:
+        """What the saved adapter's model card says: the hub id of an alias (not the local cache
+        path it was loaded from), the task, the method and the languages."""
+        config = getattr(model, "flare_config", None)
+        if config is None:
+            return
+        from flare.pretrained.registry import get_spec
+
+        spec = get_spec(self.config.model)
+        config.card = {**config.card, "base_model": spec.hub_id if spec else self.config.model,
+                       "task": self.config.task, "method": method.name, "languages": [language, self.english]}
+
     def _predict(self, model, features: list[dict]) -> list:
         return predict(model, self.head, features, self.config.train.eval_batch_size, self.head.pad_id,
                        self.accelerator)
@@ -497,6 +509,7 @@ class Experiment:
         valid_scores = None
         if fit_result is not None:
             if hasattr(model, "save_pretrained") and self.accelerator.is_main_process:
+                self._describe_for_card(model, method, language)
                 model.save_pretrained(self.adapter_dir(method, language, seed))
             predictions["validation"] = self._predict(model, trained.valid_features)
             valid_scores = self.score(predictions["validation"], trained.valid, name)
