@@ -48,3 +48,7 @@ def test_two_languages_share_one_stage1(tmp_path, tiny_checkpoints, data_root, m
         for code in ("de", "ja"):
             saved = json.loads((tmp_path / "run" / "results" / method / code / "seed-1.json").read_text())
             assert saved["language"] == code and len(saved["predictions"]["predicted"]) == ROWS
+            # the label check of every split it read is recorded (clean data here: no mismatch)
+            assert {s: m["count"] for s, m in saved["label_mismatches"].items()} == \
+                {"train": 0, "validation": 0, "test": 0}
+            assert saved["label_mismatches"]["test"]["policy"] == "error"

@@ -471,6 +471,13 @@ class Experiment:
                          checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume, log=self.log)
         return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features)
 
+    def _label_mismatch_record(self, language: str) -> dict:
+        """User parallel data: how many target rows carried another label than their English row,
+        per split, and what `on_label_mismatch` did with them (nothing for the built-in tasks)."""
+        found = getattr(self.task, "label_mismatches", None) or {}
+        per_split = {split: record.to_dict() for (code, split), record in found.items() if code == language}
+        return {"label_mismatches": per_split} if per_split else {}
+
     def _describe_for_card(self, model, method: MethodConfig, language: str) -> None:
         """What the saved adapter's model card says: the hub id of an alias (not the local cache
         path it was loaded from), the task, the method and the languages."""
@@ -582,6 +589,7 @@ class Experiment:
                        "seed": cfg.stage1_seed_for(seed) or cfg.stage1_seed},
             "english_side": self.english_side,
             "translation": self.translation_record(language),
+            **self._label_mismatch_record(language),
             "predictions": {"ids": [e.id for e in test], "predicted": predictions["test"],
                             "gold": self.references(test, name)},
             "config": cfg.to_dict(),
