@@ -265,7 +265,7 @@ class Experiment:
     def _prompt_examples(self, src: str, tgt: str) -> list[tuple[str, str]]:
         """Few-shot pairs for a causal-LM translator: the human pairs of the task's validation split
         of that language pair (never test). src and tgt are canonical codes (languages.py)."""
-        from flare.translation.languages import get_language, is_known
+        from flare.languages import get_language, is_known
 
         codes = {(get_language(name).code if is_known(name) else name): name for name in self.config.languages}
         english_code = get_language(self.english).code if is_known(self.english) else self.english

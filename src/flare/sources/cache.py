@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from flare.core.states import pad_sequences
 from flare.errors import FlareError
 from flare.sources import store
 
@@ -65,7 +66,6 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
         raise FlareError(f"the source-state cache would take {size / 2**20:.0f} MiB, over the limit of "
                          f"{limit_bytes / 2**20:.0f} MiB; raise train.source_cache_limit_mb or turn "
                          "train.source_cache off (a live source pass every step)")
-    from flare.pipeline.data import pad_sequences  # late: pipeline imports this module
 
     device = next(model.parameters()).device
     order = sorted(range(len(features)), key=lambda i: len(features[i]["source_input_ids"]))

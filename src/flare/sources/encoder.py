@@ -13,8 +13,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoToken
 
 from flare.errors import DataError
 from flare.sources import store
-from flare.translation.languages import model_code
-from flare.translation.translator import detect_family
+from flare.languages import model_code
+from flare.languages import detect_family
 
 
 class EncoderSource:

@@ -25,7 +25,7 @@ class DataRoot:
 
 def download_root() -> Path:
     """Where `flare data fetch` puts task data: `$FLARE_CACHE/data`, else `~/.cache/flare/data`."""
-    from flare.pretrained.cache import cache_root
+    from flare.io import cache_root
 
     return cache_root() / "data"
 

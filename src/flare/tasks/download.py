@@ -432,7 +432,7 @@ def fetch_task_data(
     `languages`: codes or folder names (default: every language of the task); English is
     always added.  Files that are already there are not fetched again unless `force`.
     """
-    from flare.pretrained.cache import atomic_folder, folder_lock
+    from flare.io import atomic_folder, folder_lock
     from flare.tasks.registry import get_task
 
     key = task_name.strip().lower() if isinstance(task_name, str) else task_name

@@ -16,7 +16,7 @@
 from flare.translation.cache import TranslationCache, cache_file
 from flare.translation.causal import CausalLMTranslator, make_translator, translator_kind
 from flare.translation.dataset import DatasetTranslationReport, translate_records
-from flare.translation.languages import (
+from flare.languages import (
     LANGUAGES,
     Language,
     ModelCode,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flare.errors import ConfigError
-from flare.translation.languages import Language, get_language, is_known
+from flare.languages import Language, get_language, is_known
 from flare.translation.translator import Translator, _Direction
 
 ExamplePairs = Sequence[tuple[str, str]]

@@ -36,7 +36,7 @@ from typing import Any
 
 from flare.errors import ConfigError, DataError
 from flare.translation.cache import TranslationCache, cache_file
-from flare.translation.languages import FAMILIES, Language, get_language, is_known, model_code
+from flare.languages import FAMILIES, Language, _token_id, detect_family, get_language, is_known, model_code  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -88,32 +88,6 @@ class _Direction:
     forced_bos_token_id: int | None
     prefix: str  # put in front of every input (Marian multi-target token)
     same_language: bool
-
-
-def detect_family(tokenizer: Any, config: Any = None) -> str:
-    """One of ``nllb``, ``m2m100``, ``marian``, ``tagged``, ``plain`` (see the module doc)."""
-    model_type = getattr(config, "model_type", None)
-    cls = type(tokenizer).__name__.lower()
-    if model_type == "marian" or cls.startswith("marian"):
-        return "marian"
-    if hasattr(tokenizer, "lang_code_to_id") and hasattr(tokenizer, "get_lang_id"):
-        return "m2m100"
-    if cls.startswith("nllb") or _token_id(tokenizer, "eng_Latn") is not None:
-        return "nllb"
-    if hasattr(tokenizer, "src_lang"):
-        return "tagged"
-    return "plain"
-
-
-def _token_id(tokenizer: Any, token: str) -> int | None:
-    """The id of ``token`` when the tokenizer has it as one token, else None."""
-    try:
-        token_id = tokenizer.convert_tokens_to_ids(token)
-    except (KeyError, ValueError, TypeError):
-        return None
-    if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
-        return None
-    return int(token_id)
 
 
 def _resolve_device(device: Any) -> str:
