@@ -84,3 +84,30 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, tiny
         experiment.run()
     assert (experiment.checkpoint_dir("flare/jav/seed-1") / "latest").is_file()
     assert not (tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").exists()
+
+
+def test_a_crash_while_checkpointing_the_same_step_again_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    """A step is checkpointed twice (after an evaluation, then at the epoch's end): a crash during
+    the second write must leave the first one, which `latest` points to, whole."""
+    import torch
+
+    from flare.pipeline import checkpoint as ckpt
+
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    state = ckpt.TrainingState(step=8, epoch=1, step_in_epoch=0, epoch_generator_state=torch.Generator().get_state(),
+                               best_score=0.5, best_epoch=1, history=[], best_state=None)
+    ckpt.save_checkpoint(tmp_path, state, {"w": param}, optimizer, scheduler)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(ckpt, "save_weights", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path, state, {"w": param}, optimizer, scheduler)
+    monkeypatch.undo()
+    with torch.no_grad():
+        param.zero_()
+    loaded = ckpt.load_checkpoint(tmp_path, {"w": param}, optimizer, scheduler)
+    assert loaded is not None and loaded.step == 8 and torch.equal(param, torch.ones(3))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,9 @@ COUNTERS = ("best_step", "evals_since_best", "stopped", "loss_sum", "loss_count"
 def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, torch.Tensor], optimizer,
                     scheduler) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    folder = directory / f"step-{state.step}"
-    shutil.rmtree(folder, ignore_errors=True)
+    # a new folder every time: the one `latest` points to is never touched until the switch below,
+    # also when the same step is checkpointed twice (after an evaluation, then at the epoch's end)
+    folder = Path(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=directory))
     tensors = {f"param.{n}": p for n, p in params.items()}
     if state.best_state is not None:
         tensors.update({f"best.{n}": t for n, t in state.best_state.items()})

@@ -59,14 +59,16 @@ class BaseHead:
     task_kind = "classification"
     trainable_heads: list[str] = []
 
-    def __init__(self, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False):
+    def __init__(self, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False,
+                 *, revision: str | None = None):
         self.model_path = model_path
+        self.revision = revision  # a hub id's branch, tag or commit: the tokenizer's and the model's
         self.max_length = max_length
         self.text_prefix = text_prefix
         self.trust_remote_code = trust_remote_code
         # from_pretrained options of the model: remote code, weight dtype, quantization (model_load_options)
         self.load_options: dict = {"trust_remote_code": trust_remote_code}
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code, revision=revision)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
@@ -120,38 +122,39 @@ def model_load_options(trust_remote_code: bool = False, dtype: str | None = None
 
 
 def create_head(task, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False,
-                qa_settings=None) -> BaseHead:
+                qa_settings=None, revision: str | None = None) -> BaseHead:
     """The head for `task` (classification or extractive QA) and the model's family."""
     if task.kind == "classification":
         return ClassificationHead.create(model_path, task.name, task.label_names, max_length, text_prefix,
-                                         trust_remote_code)
+                                         trust_remote_code, revision=revision)
     from flare.pipeline.qa import DecoderGenerativeQA, EncoderSpanQA
 
-    kind = model_kind(AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code))
+    kind = model_kind(AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, revision=revision))
     if kind == "encoder-decoder":
         raise ConfigError(f"extractive QA ({task.name}) runs with encoders and decoders; encoder-decoder "
                           f"models ({model_path}) are not supported for QA yet")
     cls = EncoderSpanQA if kind == "encoder" else DecoderGenerativeQA
-    return cls(model_path, max_length, text_prefix, trust_remote_code, qa_settings)
+    return cls(model_path, max_length, text_prefix, trust_remote_code, qa_settings, revision=revision)
 
 
 class ClassificationHead(BaseHead):
     """Common parts: the tokenizer, joining fields, the label set."""
 
     def __init__(self, model_path: str, task_name: str, label_names: tuple[str, ...], max_length: int,
-                 text_prefix: str = "", trust_remote_code: bool = False):
-        super().__init__(model_path, max_length, text_prefix, trust_remote_code)
+                 text_prefix: str = "", trust_remote_code: bool = False, *, revision: str | None = None):
+        super().__init__(model_path, max_length, text_prefix, trust_remote_code, revision=revision)
         self.task_name = task_name
         self.label_names = label_names
 
     @staticmethod
     def create(model_path: str, task_name: str, label_names, max_length: int, text_prefix: str = "",
-               trust_remote_code: bool = False) -> "ClassificationHead":
-        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+               trust_remote_code: bool = False, *, revision: str | None = None) -> "ClassificationHead":
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, revision=revision)
         kind = model_kind(config)
         cls = {"encoder": EncoderClassifier, "decoder": DecoderLabelWords,
                "encoder-decoder": Seq2SeqLabelWords}[kind]
-        return cls(model_path, task_name, tuple(label_names), max_length, text_prefix, trust_remote_code)
+        return cls(model_path, task_name, tuple(label_names), max_length, text_prefix, trust_remote_code,
+                   revision=revision)
 
 
 class EncoderClassifier(ClassificationHead):

@@ -163,8 +163,8 @@ class QAHead(BaseHead):
     task_kind = "qa"
 
     def __init__(self, model_path: str, max_length: int, text_prefix: str = "", trust_remote_code: bool = False,
-                 settings: QASettings | None = None):
-        super().__init__(model_path, max_length, text_prefix, trust_remote_code)
+                 settings: QASettings | None = None, *, revision: str | None = None):
+        super().__init__(model_path, max_length, text_prefix, trust_remote_code, revision=revision)
         self.settings = settings or QASettings()
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError(f"extractive QA needs a fast tokenizer (character offsets); {model_path} has "

@@ -97,10 +97,10 @@ class Experiment:
 
             self._head = create_head(self.task, self.resolved.path_or_id, self.config.train.max_length,
                                      self.config.text_prefix, self.config.trust_remote_code,
-                                     QASettings(**dataclasses.asdict(self.config.qa)))
+                                     QASettings(**dataclasses.asdict(self.config.qa)), revision=self.config.revision)
             self._head.load_options = model_load_options(self.config.trust_remote_code, self.config.dtype,
                                                          self.config.quantization, log=self.log)
-            if self.config.revision:  # a hub id's branch, tag or commit (the model; the tokenizer loads the default)
+            if self.config.revision:  # a hub id's branch, tag or commit (the tokenizer got it above)
                 self._head.load_options["revision"] = self.config.revision
         return self._head
 
@@ -487,6 +487,7 @@ class Experiment:
         from flare.pretrained.registry import get_spec
 
         spec = get_spec(self.config.model)
+        config.base_model_revision = config.base_model_revision or self.config.revision
         config.card = {**config.card, "base_model": spec.hub_id if spec else self.config.model,
                        "task": self.config.task, "method": method.name, "languages": [language, self.english]}
 
