@@ -111,7 +111,6 @@ import math
 import os
 import re
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,6 +118,7 @@ from pathlib import Path
 from typing import Any
 
 from flare.errors import ConfigError, DataError
+from flare.io import write_text_atomic
 
 __all__ = [
     "AVG",
@@ -931,14 +931,7 @@ def _csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def _long_rows(task, model, split, metric, rows: Sequence[ReportRow], languages) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import TRAINED_METHODS, ExperimentConfig, MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
 from flare.environment import environment_record
+from flare.io import write_text_atomic
 from flare.pipeline.heads import BaseHead, create_head, model_load_options
 from flare.pipeline.sanity import learning_warnings, reference_scores
 from flare.pipeline.training import FitResult, fit, make_accelerator, predict
@@ -63,10 +63,7 @@ def _selection_summary(experiment, selection: dict | None) -> dict | None:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomic: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 class Experiment:
