@@ -293,3 +293,42 @@ def test_choose_takes_the_best_mean_over_languages_and_seeds_ties_to_the_first_p
     assert choose("lora", wanted, trials)["chosen"] == {"learning_rate": 1e-4}
     with pytest.raises(Exception, match="has 1 trials, expected 2"):
         choose("lora", wanted, trials[1:])
+
+
+def test_a_flare_search_may_vary_fusion_and_offset_and_the_final_run_uses_the_chosen_variant(
+        tmp_path, tiny_checkpoints, monkeypatch):
+    built = []
+    original = stages.stage3_model
+
+    def spy(name, cfg, adapter, *args, **kwargs):
+        built.append((adapter.fusion, adapter.source_layer_offset))
+        return original(name, cfg, adapter, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "stage3_model", spy)
+    methods = "[{name: flare, method: flare, search: {fusion: [add, mul], source_layer_offset: [0, 1]}}]"
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], methods, "train.learning_rate=5e-3"),
+                            log=lambda m: None)
+    experiment.run()
+    selection = json.loads((tmp_path / "run" / "tuning" / "flare" / "selection.json").read_text())
+    points = [p["point"] for p in selection["points"]]
+    assert points == [{"fusion": f, "source_layer_offset": k} for f in ("add", "mul") for k in (0, 1)]
+    # each trial trained its own variant, then the final run (and its no-English row) the chosen one
+    chosen = selection["chosen"]
+    assert built == [(p["fusion"], p["source_layer_offset"]) for p in points] + [
+        (chosen["fusion"], chosen["source_layer_offset"])]
+    result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert result["selection"]["chosen"] == chosen
+    assert result["budget"]["hyperparameters"]["learning_rate"] == 5e-3  # not a training setting of the grid
+    assert (tmp_path / "run" / "results" / "flare-no-english" / "jav" / "seed-1.json").is_file()
+    assert experiment.evaluate_saved("flare", "jav", 1, "jav") == result["metrics"]["test"]
+
+
+def test_only_a_flare_method_may_search_fusion_settings_and_a_bad_value_fails_when_the_config_is_read():
+    from flare.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only a FLARE method has fusion settings"):
+        load_config(None, ["methods=[{name: lora, method: lora, search: {fusion: [add]}}]"])
+    with pytest.raises(ConfigError, match="unknown fusion 'nope'"):
+        load_config(None, ["methods=[{name: flare, method: flare, search: {fusion: [nope]}}]"])
+    with pytest.raises(ConfigError, match="source_layer_offset"):
+        load_config(None, ["methods=[{name: flare, method: flare, search: {source_layer_offset: [one]}}]"])

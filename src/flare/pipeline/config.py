@@ -120,8 +120,19 @@ class MethodConfig:
 
     def train_config(self, base: TrainConfig, point: dict[str, Any] | None = None) -> TrainConfig:
         """The training settings of this method: the experiment's, its own `train:` settings, then
-        a grid point of the search (checked and converted like the file's own settings)."""
-        return train_with(base, {**self.train, **(point or {})}, f"method {self.name}")
+        a grid point's training settings (checked and converted like the file's own settings)."""
+        point = {k: v for k, v in (point or {}).items() if k not in METHOD_SEARCH_KEYS}
+        return train_with(base, {**self.train, **point}, f"method {self.name}")
+
+    def at(self, point: dict[str, Any] | None) -> MethodConfig:
+        """This method with a grid point's method settings (fusion, source_layer_offset, alignment:
+        `METHOD_SEARCH_KEYS`) in place of its own; the same name, so its results stay where they are."""
+        changes = {k: v for k, v in (point or {}).items() if k in METHOD_SEARCH_KEYS}
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+# the method settings a search grid may vary too (FLARE's variants chosen on validation)
+METHOD_SEARCH_KEYS = ("fusion", "source_layer_offset", "alignment")
 
 
 def train_with(base: TrainConfig, settings: dict[str, Any], where: str) -> TrainConfig:
@@ -152,14 +163,25 @@ class SearchConfig:
             return {}
         grid = {**self.grid, **(method.search or {})}
         hints = typing.get_type_hints(TrainConfig)
+        method_hints = typing.get_type_hints(MethodConfig)
+        fusion_method = method.method in ("flare", "flare-mt")
         for key, values in grid.items():
             where = f"search of method {method.name}: {key}"
-            if key not in hints:
-                raise ConfigError(f"search of method {method.name}: {key!r} is not a training setting; "
-                                  f"valid: {', '.join(sorted(hints))}")
+            if key in METHOD_SEARCH_KEYS and not fusion_method:
+                raise ConfigError(f"{where}: only a FLARE method has fusion settings to search, not {method.method}")
+            if key not in hints and key not in METHOD_SEARCH_KEYS:
+                raise ConfigError(f"search of method {method.name}: {key!r} is not a training setting; valid: "
+                                  f"{', '.join(sorted(hints))} (and, for a FLARE method, {', '.join(METHOD_SEARCH_KEYS)})")
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{where} must be a non-empty list of values, got {values!r}")
-            grid[key] = [_convert(hints[key], value, f"{where}[{i}]") for i, value in enumerate(values)]
+            kind = hints[key] if key in hints else method_hints[key]
+            grid[key] = [_convert(kind, value, f"{where}[{i}]") for i, value in enumerate(values)]
+            if key == "fusion":
+                for value in grid[key]:
+                    check_fusion_settings(value, None, where)
+            if key == "alignment":
+                for value in grid[key]:
+                    check_fusion_settings(None, value, where)
         return grid
 
 

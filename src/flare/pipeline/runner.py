@@ -502,6 +502,7 @@ class Experiment:
         cfg = self.config
         name = method.method
         train_cfg, selection = self.train_config(method)
+        method = method.at(selection["chosen"] if selection else None)  # a searched fusion or offset
         test = self.load(language, "test")
         if self.task.kind == "qa":
             self._require_answers(test, f"{language}/test")
@@ -654,6 +655,8 @@ class Experiment:
         method = self.method(method_name)
         head = self.head
         if method.method in TRAINED_METHODS:
+            _, selection = self.train_config(method)
+            method = method.at(selection["chosen"] if selection else None)
             folder = self.adapter_dir(method, language, seed)
             if not folder.is_dir():
                 raise ConfigError(f"no saved adapter in {folder}: run `flare train` for it first")
@@ -715,7 +718,8 @@ class Experiment:
             self.log(f"no {path.parent.parent.name} row for {language} seed {seed}: no saved adapter in {folder}")
             return []
         trained = json.loads(trained_path.read_text())
-        train_cfg = method.train_config(self.config.train, (trained.get("selection") or {}).get("chosen"))
+        chosen = (trained.get("selection") or {}).get("chosen")
+        train_cfg, method = method.train_config(self.config.train, chosen), method.at(chosen)
         model = stages.load_stage3("flare", self.config, method.adapter(self.config.adapter), self.head,
                                    self.stage1(seed), folder).to(self.accelerator.device)
         valid = self.load(language, "validation", train_cfg.max_eval_examples, seed)

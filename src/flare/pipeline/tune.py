@@ -93,7 +93,7 @@ def tune_method(experiment, method: MethodConfig) -> dict:
                 else:
                     run_name = f"tuning/{method.name}/{key}/{language}/seed-{seed}"
                     trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
-                             **experiment.run_trial(method, language, seed, train_cfg, run_name),
+                             **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
                              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
                     if experiment.accelerator.is_main_process:
                         write_json(path, trial)
