@@ -4,7 +4,7 @@ The names below are imported when first used (PEP 562), so `import flare` and `f
 not load torch, transformers and PEFT.
 """
 
-import importlib
+from flare.lazy import lazy_exports
 import logging
 
 # PEFT imports bitsandbytes, which warns at every start (on CPUs with AVX512-BF16) that the optional
@@ -28,15 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flare' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

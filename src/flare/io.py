@@ -24,15 +24,17 @@ def cache_root() -> Path:
 
 
 
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` under a unique temporary name next to `path`, then rename it into place."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a unique temporary path next to `path` that becomes `path` when the block succeeds
+    (for writers that want a file name, such as safetensors' `save_file`); on an exception the
+    temporary file is removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make result files private
@@ -40,7 +42,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` under a unique temporary name next to `path`, then rename it into place."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return Path(path)
 
 
 @contextlib.contextmanager

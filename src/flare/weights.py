@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from flare.errors import FlareError
+from flare.io import atomic_file
 
 
 def save_weights(params: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
@@ -16,9 +16,8 @@ def save_weights(params: dict[str, torch.Tensor], path: str | Path, metadata: di
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: p.detach().contiguous().cpu() for name, p in params.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_weights_into(params: dict[str, torch.Tensor], path: str | Path) -> None:

@@ -70,7 +70,7 @@ _HEADS = {}
 
 
 def _head(path):
-    from flare.pipeline.heads import ClassificationHead
+    from flare.heads.classification import ClassificationHead
 
     if path not in _HEADS:
         _HEADS[path] = ClassificationHead.create(path, "nusax", ("negative", "neutral", "positive"), 16)

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from flare.cli.main import app
 from flare.errors import DataError
-from flare.pipeline.compare import compare, compare_family
-from flare.pipeline.stats import adjust_p_values, hierarchical_bootstrap, paired_bootstrap
+from flare.results.compare import compare, compare_family
+from flare.results.stats import adjust_p_values, hierarchical_bootstrap, paired_bootstrap
 from flare.tasks.metrics import accuracy
 
 
@@ -181,7 +181,7 @@ def test_compare_a_variant_chosen_on_validation(study):
 
 
 def test_too_few_resamples_to_pass_the_correction_is_said(study):
-    from flare.pipeline.compare import format_family
+    from flare.results.compare import format_family
 
     family = compare_family(study, [("flare", "lora")], resamples=20)  # p = 0 enters as 1/20, Holm 2/20
     jav = family.comparisons[0]

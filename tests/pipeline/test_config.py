@@ -83,3 +83,12 @@ def test_device_is_checked(tmp_path):
         with pytest.raises(FlareError, match="torch sees no CUDA GPU"):
             make_accelerator("cuda")
     assert make_accelerator("cpu").device.type == "cpu"
+
+
+def test_qa_settings_are_defined_once():
+    """The config's qa: section is the heads' QASettings (one definition; old names stay)."""
+    from flare.heads import QASettings
+    from flare.pipeline.config import QAConfig
+    from flare.pipeline.qa import QASettings as old_name
+
+    assert QAConfig is QASettings is old_name

@@ -9,7 +9,7 @@ import torch
 from flare.core.config import FlareConfig
 from flare.core.model import get_flare_model
 from flare.pipeline.data import Collator, build_features, source_kwargs
-from flare.pipeline.heads import create_head
+from flare.heads import create_head
 from flare.tasks import get_task
 
 

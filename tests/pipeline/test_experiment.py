@@ -79,7 +79,7 @@ def test_an_unknown_tracker_fails_when_the_config_is_read():
 def test_qa_with_an_encoder_decoder_is_refused_clearly(tmp_path_factory):
     """Extractive QA runs with encoders and decoders (tests/pipeline/test_qa_pipeline.py)."""
     from flare.errors import ConfigError
-    from flare.pipeline.heads import create_head
+    from flare.heads import create_head
     from flare.tasks import get_task
     from flare.testing.tiny_models import tiny_model
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from flare.pipeline.config import load_config
-from flare.pipeline.qa import (EncoderSpanQA, DecoderGenerativeQA, QASettings, answer_token_span, best_answer,
-                               extract_generated_answer, span_candidates)
-from flare.pipeline.report import build_report
+from flare.heads import QASettings
+from flare.heads.generative_qa import DecoderGenerativeQA, extract_generated_answer
+from flare.heads.span_qa import EncoderSpanQA, answer_token_span, best_answer, span_candidates
+from flare.results.report import build_report
 from flare.pipeline.runner import Experiment
 from flare.tasks import get_task
 

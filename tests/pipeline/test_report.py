@@ -8,14 +8,9 @@ import math
 import pytest
 
 from flare.errors import ConfigError, DataError
-from flare.pipeline.report import (
-    AVG,
-    build_report,
-    load_results,
-    method_sort_key,
-    write_report,
-)
-from flare.pipeline.stats import paired_bootstrap
+from flare.results.report import build_report, write_report
+from flare.results.schema import AVG, load_results, method_sort_key
+from flare.results.stats import paired_bootstrap
 from flare.tasks.metrics import accuracy, macro_f1
 
 SEEDS = (1, 2, 3)
@@ -225,7 +220,7 @@ def test_qa_metrics_are_not_rescaled(tmp_path):
 def test_fraction_next_to_percent_warns(tmp_path, caplog):
     write_run(tmp_path, result("lora", "jav", 1, {"test": {"macro_f1": 0.7}}))
     write_run(tmp_path, result("lora", "jav", 2, {"test": {"macro_f1": 72.0}}))
-    with caplog.at_level(logging.WARNING, logger="flare.pipeline.report"):
+    with caplog.at_level(logging.WARNING, logger="flare.results"):
         report = build_report(tmp_path)
     assert report.scale == 1.0
     assert any("fractions and others as percentages" in w for w in report.warnings)
@@ -323,7 +318,7 @@ def test_timings_csv(run_dir):
 def test_corrupt_json_is_skipped_with_a_warning(run_dir, caplog):
     bad = run_dir / "results" / "lora" / "jav" / "seed-3.json"
     bad.write_text('{"schema": 1, "method": "lora", "metr', encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="flare.pipeline.report"):
+    with caplog.at_level(logging.WARNING, logger="flare.results"):
         report = build_report(run_dir)
     assert len(report.warnings) == 1
     assert str(bad) in report.warnings[0] and "not valid JSON" in report.warnings[0]
@@ -469,17 +464,18 @@ def test_select_on_validation_reports_the_validation_choice_under_the_base_name(
 
 
 def test_the_choice_never_reads_test_scores(tmp_path, monkeypatch):
-    from flare.pipeline import report as report_module
+    from flare.results.schema import RunResult
+    from flare.results.selection import select_variants
 
     runs, _ = load_results(populate_variants(tmp_path))
     read = []
-    original = report_module.RunResult.value
-    monkeypatch.setattr(report_module.RunResult, "value",
+    original = RunResult.value
+    monkeypatch.setattr(RunResult, "value",
                         lambda self, split, metric: read.append(split) or original(self, split, metric))
-    selection = report_module.select_variants(runs, "macro_f1", "validation")
+    selection = select_variants(runs, "macro_f1", "validation")
     assert set(read) == {"validation"}
     assert selection.choice("flare").chosen == {AVG: "flare-add"}
-    selection = report_module.select_variants(runs, "macro_f1", "validation", per_language=True)
+    selection = select_variants(runs, "macro_f1", "validation", per_language=True)
     assert set(read) == {"validation"}
     assert selection.choice("flare").chosen == {"jav": "flare-add", "sun": "flare-mul"}
 
@@ -567,3 +563,18 @@ def test_a_row_scoring_a_variants_weights_follows_that_variant(tmp_path):
     plain = build_report(run_dir)
     assert plain.post_hoc == {name: "flare" for name in
                               ("flare-add", "flare-mul", "flare-add-no-english", "flare-mul-no-english")}
+
+
+def test_the_old_module_paths_still_import():
+    # flare.pipeline.report / report_training / compare / stats moved to flare.results (issue 15)
+    from flare.pipeline import compare, report, report_training, stats
+    from flare.results import compare as new_compare, report as new_report, stats as new_stats, training
+
+    assert report.build_report is new_report.build_report and report.AVG == AVG
+    assert report.METHOD_ORDER[:3] == ("zero-shot", "translate-test", "lora")
+    assert report_training.budget_rows is training.budget_rows
+    assert report_training.selection_markdown is training.tuning_markdown
+    assert compare.compare_family is new_compare.compare_family
+    assert stats.paired_bootstrap is new_stats.paired_bootstrap is paired_bootstrap
+    for module in (compare, report, report_training, stats):
+        assert all(hasattr(module, name) for name in module.__all__)

@@ -235,7 +235,7 @@ def test_a_model_that_learned_nothing_is_warned_about_in_the_log_the_result_and_
 
 def test_a_report_of_older_result_files_still_builds(tmp_path):
     """Files written before issue 18 (no budget, curve steps, reference scores): shown as not recorded."""
-    from flare.pipeline.report import build_report
+    from flare.results.report import build_report
 
     folder = tmp_path / "results" / "lora" / "jav"
     folder.mkdir(parents=True)

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from tasks_testdata import squad, write_csv, write_json
 from flare.errors import ConfigError, DataError
 from flare.tasks import data_root as data_root_module
-from flare.tasks import download, get_task
+from flare.tasks import fetch, get_task, nusax
 from flare.tasks.data_root import find_data_root
-from flare.tasks.download import SOURCES, fetch_task_data
+from flare.tasks.fetch import fetch_task_data
+from flare.tasks.registry import SOURCES
 
 
 def use_urls(monkeypatch, task, **urls):
@@ -290,11 +291,11 @@ def test_sha256_mismatch(tmp_path, xnli_upstream, monkeypatch):
 def test_download_leaves_no_partial_file(tmp_path):
     dest = tmp_path / "out" / "file.bin"
     with pytest.raises(DataError, match="file:///nonexistent/file.bin"):
-        download.download("file:///nonexistent/file.bin", dest, progress=False)
+        fetch.download("file:///nonexistent/file.bin", dest, progress=False)
     assert list((tmp_path / "out").iterdir()) == []
     source = tmp_path / "in.bin"
     source.write_bytes(b"x" * 200_000)
-    sha, size = download.download(source.as_uri(), dest, progress=False)
+    sha, size = fetch.download(source.as_uri(), dest, progress=False)
     assert dest.read_bytes() == source.read_bytes() and size == 200_000
     assert sha == hashlib.sha256(source.read_bytes()).hexdigest()
     assert list((tmp_path / "out").iterdir()) == [dest]
@@ -302,7 +303,7 @@ def test_download_leaves_no_partial_file(tmp_path):
 
 def test_public_sources_table():
     assert SOURCES["nusax"].urls["csv"].startswith(
-        f"https://raw.githubusercontent.com/IndoNLP/nusax/{download.NUSAX_COMMIT}/datasets/sentiment/")
+        f"https://raw.githubusercontent.com/IndoNLP/nusax/{nusax.NUSAX_COMMIT}/datasets/sentiment/")
     assert SOURCES["xnli"].urls["zip"] == "https://dl.fbaipublicfiles.com/XNLI/XNLI-1.0.zip"
     assert SOURCES["tydiqa"].urls["dev"].startswith("https://storage.googleapis.com/tydiqa/v1.1/")
     assert "google-deepmind/xquad" in SOURCES["xquad"].urls["json"]

@@ -81,3 +81,48 @@ def test_describe(data_root):
 
 def test_describe_finds_data_root_itself():
     assert describe("xnli", languages=["sw"]) == {"sw": {"train": 1494, "validation": 498, "test": 498}}
+
+
+def test_a_task_carries_its_prompt_metric_options_and_source():
+    """Everything about a task is on its class; the registry collects the sources."""
+    from flare.tasks import fetchable_tasks
+    from flare.tasks.registry import SOURCES
+
+    assert {name: get_task(name).primary_metric for name in ("nusax", "xnli", "tydiqa", "xquad")} == {
+        "nusax": "macro_f1", "xnli": "accuracy", "tydiqa": "f1", "xquad": "f1"}
+    assert TASKS["nusax"].prompt == "{0}\nSentiment:" and TASKS["tydiqa"].prompt is None
+    assert TASKS["xquad"].options == ("allow_unanswered",) and TASKS["nusax"].options == ()
+    assert fetchable_tasks() == ("nusax", "xnli", "tydiqa", "xquad") == tuple(SOURCES)
+    assert all(SOURCES[name] is TASKS[name].source for name in SOURCES)
+
+
+def test_register_task_adds_one_module_worth_of_task(monkeypatch):
+    from flare.tasks import register_task
+    from flare.tasks.nusax import NusaXTask
+    from flare.tasks.registry import SOURCES
+
+    monkeypatch.setattr("flare.tasks.registry.TASKS", dict(TASKS))
+    monkeypatch.setattr("flare.tasks.registry.SOURCES", dict(SOURCES))
+
+    class Mine(NusaXTask):
+        name = "mine"
+        source = None
+        prompt = "{0}\nMood:"
+
+    register_task(Mine)
+    assert get_task("mine").prompt == "{0}\nMood:"
+    with pytest.raises(ConfigError, match="already registered"):
+        register_task(Mine)
+    from flare.tasks import registry
+
+    assert "mine" in registry.TASKS and "mine" not in registry.SOURCES
+
+
+def test_old_names_stay_importable():
+    from flare.pipeline import heads as old_heads
+    from flare.tasks import download as old_download
+    from flare.tasks import data_root, fetch, registry
+
+    assert old_heads.PROMPTS == {"nusax": "{0}\nSentiment:", "xnli": "Premise: {0}\nHypothesis: {1}\nLabel:"}
+    assert old_download.SOURCES is registry.SOURCES and old_download.fetch_task_data is fetch.fetch_task_data
+    assert data_root.FETCHABLE == ("nusax", "xnli", "tydiqa", "xquad")

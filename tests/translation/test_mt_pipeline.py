@@ -69,7 +69,7 @@ def test_mt_english_replaces_exactly_the_english_side(tmp_path, tiny_bert, monke
     rows = json.loads((tmp_path / "run" / "translations" / "quality.json").read_text())["rows"]
     test_row = next(r for r in rows if r["split"] == "test")
     assert (test_row["src"], test_row["tgt"], test_row["segments"]) == ("jav", "eng", 400)
-    from flare.pipeline.report import build_report
+    from flare.results.report import build_report
 
     report = build_report(tmp_path / "run").markdown_document()
     assert "## Translation quality" in report and f"{expected:.1f}" in report

@@ -60,7 +60,8 @@ def _fail(err: Exception) -> None:
 
 def _print_report(run_dir: Path, split: str = "test", select_on: str | None = None,
                   per_language: bool = False) -> None:
-    from flare.pipeline.report import build_report, selection_markdown
+    from flare.results.render import selection_markdown
+    from flare.results.report import build_report
 
     report = build_report(run_dir, split=split, select_on=select_on, per_language=per_language)
     folder = "" if split == "test" else split
@@ -78,7 +79,7 @@ def _print_report(run_dir: Path, split: str = "test", select_on: str | None = No
 
 def _print_training_summary(report) -> None:
     """The majority-class / chance scores, the budget table and, loudly, models that learned nothing."""
-    from flare.pipeline import report_training
+    from flare.results import training as report_training
 
     reference = report_training.reference_markdown(report)
     Console().print(Markdown((reference + "\n" if reference else "") + "**Budget**\n\n"
@@ -262,7 +263,7 @@ def compare(run_dir: Annotated[Path, typer.Argument(help="An experiment's output
                 "--per-language", help="With --select-on: the variant chosen per language.")] = False) -> None:
     """Paired bootstrap test of METHOD_A against each METHOD_B per language, from stored predictions,
     with the p-values corrected over the family of every language of every pair compared."""
-    from flare.pipeline.compare import compare_family, format_family, write_family
+    from flare.results.compare import compare_family, format_family, write_family
 
     try:
         pairs = [(method_a, b) for b in method_b]
@@ -327,7 +328,18 @@ class _DataGroup(TyperGroup):
 data_app = typer.Typer(cls=_DataGroup, no_args_is_help=False,
                        help="Task data: where it was found (show, the default) and downloading it (fetch).")
 app.add_typer(data_app, name="data")
-TaskArg = Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")]
+
+
+def _task_help() -> str:
+    """The tasks `flare data fetch` can download, from the registry: "nusax, xnli, tydiqa or xquad."."""
+    from flare.tasks.registry import fetchable_tasks
+
+    names = fetchable_tasks()
+    return (", ".join(names[:-1]) + " or " + names[-1] + ".") if len(names) > 1 else "".join(names) + "."
+
+
+TASK_HELP = _task_help()
+TaskArg = Annotated[str, typer.Argument(help=TASK_HELP)]
 
 
 @data_app.command("show")
@@ -369,7 +381,7 @@ def data_show(task: TaskArg = "nusax",
 
 @data_app.command("fetch")
 def data_fetch(
-    task: Annotated[str, typer.Argument(help="nusax, xnli, tydiqa or xquad.")],
+    task: Annotated[str, typer.Argument(help=TASK_HELP)],
     to: Annotated[Optional[Path], typer.Option("--to", help="Data root to write into "
                                                "(default: $FLARE_CACHE/data, else ~/.cache/flare/data).")] = None,
     language: Annotated[Optional[list[str]], typer.Option(
@@ -380,7 +392,7 @@ def data_fetch(
 
     docs/data.md lists the URLs and licenses.  Prints the data root on stdout."""
     from flare.tasks.data_root import download_root
-    from flare.tasks.download import fetch_task_data
+    from flare.tasks.fetch import fetch_task_data
 
     try:
         root = fetch_task_data(task, to, language or None, force=force, log=lambda m: console.print(escape(m)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flare.core.alignment import ALIGNMENTS
 from flare.errors import ConfigError
+from flare.io import write_text_atomic
 
 CONFIG_NAME = "flare_config.json"
 SOURCE_KINDS = ("model", "encoder")  # the stage-1 model's own pass, or an external (MT) encoder
@@ -114,10 +115,7 @@ class FlareConfig:
         return cls(**data)
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return write_text_atomic(Path(directory) / CONFIG_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> "FlareConfig":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
 
-from flare.errors import ConfigError
+from flare.errors import ConfigError, FlareError
 
 # Task heads that are trained and saved with the adapter when the config does not say.
 DEFAULT_HEAD_NAMES = ("classifier", "score", "qa_outputs")
@@ -67,6 +67,41 @@ def text_config(model: nn.Module):
 
 def is_encoder_decoder(model: nn.Module) -> bool:
     return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def is_decoder_only(model: nn.Module) -> bool:
+    """A decoder-only (causal) language model: not an encoder-decoder, and its config says it is a
+    decoder or its class is a ``...ForCausalLM``."""
+    model = task_model(model)
+    if is_encoder_decoder(model):
+        return False
+    return bool(getattr(model.config, "is_decoder", False)) or type(model).__name__.endswith("ForCausalLM")
+
+
+def task_model(model: nn.Module) -> nn.Module:
+    """The transformers task model under a PEFT wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def hidden_size(model: nn.Module) -> int | None:
+    """The width of the model's residual stream, as its (text) config names it."""
+    config = text_config(model)
+    return getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+
+
+def attention_heads(model: nn.Module) -> int | None:
+    """The number of attention heads, as the model's (text) config names it."""
+    config = text_config(model)
+    return getattr(config, "num_attention_heads", None) or getattr(config, "num_heads", None)
+
+
+def submodule_name(model: nn.Module, module: nn.Module) -> str:
+    """The name of `module` inside `model` ("" for the model itself)."""
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise FlareError(f"internal: {type(module).__name__} is not a submodule of {type(model).__name__}")
 
 
 def fusing_stack(model: nn.Module) -> nn.Module:

@@ -21,6 +21,9 @@ The hooks hold the FlareModel weakly: dropping it removes them. ``unload()`` giv
 plain model (no LoRA, no hooks); ``merge_and_unload()`` the model with the adapter's plain-LoRA
 path merged (what it computes with no source). FLARE itself cannot be merged: the fusion
 depends on each input's English partner.
+
+One concern, kept whole on purpose (about 650 lines): the model class and its hooks share one
+context and one set of invariants (which forward fuses what), and read best side by side.
 """
 
 from __future__ import annotations
@@ -49,13 +52,15 @@ from flare.core.introspect import (
     default_attention_modules,
     default_modules_to_save,
     fusing_stack,
+    hidden_size,
     is_encoder_decoder,
     is_quantized,
     linear_module_suffixes,
     reads_block_input,
-    text_config,
+    submodule_name,
 )
 from flare.core.states import SourceStates
+from flare.core.wrapping import enable_gradient_checkpointing, parameter_counts
 from flare.errors import ConfigError, FlareError
 from flare.weights import load_weights_into, save_weights
 
@@ -236,12 +241,8 @@ class FlareModel(nn.Module):
         return fuse
 
     def _stack_prefix(self) -> str:
-        if self.stack is self.model:
-            return ""
-        for name, module in self.model.named_modules():
-            if module is self.stack:
-                return name + "."
-        raise FlareError("internal: fusing stack not found in the model")
+        name = submodule_name(self.model, self.stack)
+        return name + "." if name else ""
 
     def _plan_sources(self, offset: int) -> dict[str, str]:
         """Fusing module name -> source key (a module name in the source pass, or FINAL).
@@ -270,8 +271,7 @@ class FlareModel(nn.Module):
         return plan
 
     def _hidden_size(self) -> int | None:
-        config = text_config(self.model)
-        return getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+        return hidden_size(self.model)
 
     def _in_features(self, name: str) -> int:
         return self.model.get_submodule(name).in_features
@@ -442,12 +442,7 @@ class FlareModel(nn.Module):
         """Checkpoint the model's blocks; each recomputation fuses its own forward's source.
         (`gradient_checkpointing_kwargs` as transformers' Trainer passes them.)"""
         kwargs = {"use_reentrant": use_reentrant, **(gradient_checkpointing_kwargs or {})}
-        if kwargs["use_reentrant"]:  # reentrant checkpointing needs inputs that require grad
-            self.model.enable_input_require_grads()
-        if hasattr(self.model, "activation_checkpointing_enable"):  # the name since transformers 5.x
-            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        enable_gradient_checkpointing(self.model, kwargs)
         self._bind_checkpointing()
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
@@ -455,8 +450,7 @@ class FlareModel(nn.Module):
         return {name: params[name] for name in self.adapter_parameter_names}
 
     def num_trainable_parameters(self) -> tuple[int, int]:
-        trainable = sum(p.numel() for p in self.trainable_parameters().values())
-        return trainable, sum(p.numel() for p in self.parameters())
+        return parameter_counts(self, self.trainable_parameters())
 
     # ----------------------------------------------------------------- persistence
     def save_pretrained(self, directory: str | Path) -> Path:

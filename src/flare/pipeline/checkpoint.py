@@ -9,7 +9,6 @@ moment leaves `latest` naming a complete checkpoint (or no checkpoint at all).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from flare.io import write_text_atomic
 from flare.weights import save_weights
 
 LATEST = "latest"
@@ -76,9 +76,7 @@ def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, tor
             **state.counters(),
             "scheduler": {k: v for k, v in scheduler.state_dict().items() if _json_safe(v)}}
     (folder / "state.json").write_text(json.dumps(meta))
-    tmp = directory / (LATEST + ".tmp")
-    tmp.write_text(folder.name)
-    os.replace(tmp, directory / LATEST)  # the switch: from here on, this checkpoint counts
+    write_text_atomic(directory / LATEST, folder.name)  # the switch: from here on, this checkpoint counts
     for old in directory.glob("step-*"):
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)

@@ -1,6 +1,10 @@
 """The experiment configuration: typed dataclasses that a YAML file and command-line
 overrides (``train.learning_rate=1e-4``) both fill, with clear errors for unknown keys,
-wrong types and unknown method names."""
+wrong types and unknown method names.
+
+One concern, kept whole (about 440 lines): the config builder and its dataclasses read best
+together.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,19 @@ from typing import Any
 
 import yaml
 
+from flare.baselines.xmixup.config import XMixupConfig
 from flare.errors import ConfigError
+from flare.heads.settings import QASettings as QAConfig  # the qa: section (extractive QA settings)
+from flare.methods import get_method, method_names
 
-METHODS = ("zero-shot", "translate-test", "lora", "flare", "flare-mt", "input-fusion", "xmixup")
-TRAINED_METHODS = ("lora", "flare", "flare-mt", "input-fusion", "xmixup")
+
+def __getattr__(name: str):
+    """`METHODS` and `TRAINED_METHODS` (older names): the registered methods now (flare.methods)."""
+    if name == "METHODS":
+        return method_names()
+    if name == "TRAINED_METHODS":
+        return method_names(trained=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -96,7 +109,8 @@ class AdapterConfig:
 
 @dataclass
 class MethodConfig:
-    """One stage-3 run type. ``name`` labels results; ``method`` is one of METHODS; the other
+    """One stage-3 run type. ``name`` labels results; ``method`` is a registered method
+    (flare.methods); the other
     fields override the adapter settings for this method only (e.g. an offset-0 FLARE)."""
 
     name: str
@@ -109,9 +123,13 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        get_method(self.method)  # an unknown name fails here, listing the valid ones
         check_fusion_settings(self.fusion, self.alignment, f"method {self.name}")
+
+    @property
+    def spec(self):
+        """What the method reads, trains and builds (flare.methods.MethodSpec)."""
+        return get_method(self.method)
 
     def adapter(self, base: AdapterConfig) -> AdapterConfig:
         overrides = {k: v for k, v in (("fusion", self.fusion), ("source_layer_offset", self.source_layer_offset),
@@ -159,12 +177,12 @@ class SearchConfig:
     def method_grid(self, method: MethodConfig) -> dict[str, list]:
         """The grid of one method: the global grid, the method's own `search:` keys replacing its
         keys; empty when the method is not tuned."""
-        if method.method not in TRAINED_METHODS or (self.methods is not None and method.name not in self.methods):
+        if not get_method(method.method).trained or (self.methods is not None and method.name not in self.methods):
             return {}
         grid = {**self.grid, **(method.search or {})}
         hints = typing.get_type_hints(TrainConfig)
         method_hints = typing.get_type_hints(MethodConfig)
-        fusion_method = method.method in ("flare", "flare-mt")
+        fusion_method = get_method(method.method).fuses
         for key, values in grid.items():
             where = f"search of method {method.name}: {key}"
             if key in METHOD_SEARCH_KEYS and not fusion_method:
@@ -183,16 +201,6 @@ class SearchConfig:
                 for value in grid[key]:
                     check_fusion_settings(None, value, where)
         return grid
-
-
-@dataclass
-class QAConfig:
-    """Extractive QA settings (tasks tydiqa, xquad); see docs/pipeline.md."""
-
-    doc_stride: int | None = None  # encoders: tokens shared by neighbouring windows; None: max_length // 4
-    max_answer_length: int = 30  # encoders: longest predicted span, in tokens
-    n_best: int = 20  # encoders: start and end candidates per window
-    max_new_tokens: int = 32  # decoders: longest generated answer
 
 
 @dataclass
@@ -251,7 +259,7 @@ class ExperimentConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     mt_encoder: str | None = None  # flare-mt's encoder; None: the task model's own encoder
-    xmixup: dict[str, Any] = field(default_factory=dict)
+    xmixup: XMixupConfig = field(default_factory=XMixupConfig)  # checked here, not when xmixup trains
     device: str = "auto"  # "auto", "cpu", "cuda", "mps" (a missing device is an error, not a fall-back)
     precision: str = "no"  # "no", "bf16", "fp16"
     threads: int | None = None  # torch CPU threads; None leaves torch's default
@@ -264,6 +272,12 @@ class ExperimentConfig:
     resume: bool = False  # continue interrupted runs from their last checkpoint
 
     def __post_init__(self) -> None:
+        if isinstance(self.xmixup, dict):  # built in code with plain settings
+            self.xmixup = build(XMixupConfig, self.xmixup, "xmixup")
+        try:
+            self.xmixup.validate()
+        except ConfigError as err:
+            raise ConfigError(f"xmixup: {err}") from None
         if not self.languages:
             raise ConfigError("languages is empty: name at least one target language")
         if not self.seeds:

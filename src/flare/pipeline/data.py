@@ -1,14 +1,13 @@
 """Examples -> model features for one method, and the collator that pads them into batches.
 
-Which text a method reads:
-- zero-shot, lora, flare, flare-mt, xmixup: the target text as input;
-- translate-test: the English side as input (the stage-1 model reads English);
-- input-fusion: English then target text in one input;
-- flare, xmixup: also the English side as the source (``source_input_ids``);
-- flare-mt: also an encoder's states of the target text (``source_encoder_states``).
+Which text a method reads is its entry in the method table (flare.methods): `input` (the
+target text, the English side, or both in one input) and `source` (the English side as
+``source_input_ids``; an MT encoder's states of the target text come later, as
+``source_encoder_states``).
 
-Extractive QA (:mod:`flare.pipeline.qa`) reads the (question, context) of the same side; an
-encoder gives one feature per context window, each with the same source.
+Extractive QA (:mod:`flare.heads.span_qa`, :mod:`flare.heads.generative_qa`) reads the
+(question, context) of the same side; an encoder gives one feature per context window, each with
+the same source.
 """
 
 from __future__ import annotations
@@ -19,25 +18,19 @@ import torch
 
 from flare.core.states import collate_source_states, pad_sequences, pad_states  # noqa: F401 (also importable here)
 from flare.errors import DataError
+from flare.methods import get_method
 
 POSITION_KEYS = ("start_positions", "end_positions", "source_start_positions", "source_end_positions")
 SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states", "source_states")
 
-INPUT_SIDE = {"translate-test": "english", "input-fusion": "both"}
-USES_ENGLISH_SOURCE = ("flare", "xmixup")
-
-
-def needs_english(method: str) -> bool:
-    return method in USES_ENGLISH_SOURCE or method in INPUT_SIDE
-
-
 def build_features(examples: Sequence, head, method: str, where: str = "") -> list[dict]:
     """One feature per example (classification, generative QA) or per window (extractive QA with
     an encoder); every feature names its example (``example_index``, the position in `examples`)."""
-    side = INPUT_SIDE.get(method, "target")
+    spec = get_method(method)
+    side, english_source = spec.input, spec.source == "english"
     features = []
     for index, example in enumerate(examples):
-        if needs_english(method) and example.english is None:
+        if spec.reads_english and example.english is None:
             raise DataError(
                 f"example {example.id!r} has no English partner, which method {method!r} needs",
                 path=where or None,
@@ -45,8 +38,8 @@ def build_features(examples: Sequence, head, method: str, where: str = "") -> li
             )
         if hasattr(head, "example_features"):  # QA heads: features of one example
             items = head.example_features(example, side)
-            source = head.source_features(example.english) if method in USES_ENGLISH_SOURCE else {}
-            if method != "xmixup":  # X-Mixup alone takes the source's answer positions (its source loss)
+            source = head.source_features(example.english) if english_source else {}
+            if spec.model != "xmixup":  # X-Mixup alone takes the source's answer positions (its source loss)
                 source = {k: v for k, v in source.items() if k == "source_input_ids"}
         else:
             if side == "english":
@@ -56,7 +49,7 @@ def build_features(examples: Sequence, head, method: str, where: str = "") -> li
             else:
                 encoded = head.encode(example.texts, example.label)
             items = [{"input_ids": encoded.input_ids, "labels": encoded.labels}]
-            source = {"source_input_ids": head.source_ids(example.english)} if method in USES_ENGLISH_SOURCE else {}
+            source = {"source_input_ids": head.source_ids(example.english)} if english_source else {}
         if not all(item["input_ids"] for item in items) or source.get("source_input_ids") == []:
             raise DataError(f"example {example.id!r} gives no tokens (its text is empty or whitespace only)",
                             path=where or None, hint="fill in the text or remove the example")

@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader
 from flare.errors import ConfigError, DataError
 from flare.io import write_text_atomic
 from flare.pipeline import stages
-from flare.pipeline.config import TRAINED_METHODS
 from flare.pipeline.data import Collator, build_features, source_kwargs
 from flare.pipeline.training import predict
 from flare.tasks.examples import ClassificationExample, QAExample
@@ -79,9 +78,8 @@ def predict_rows(experiment, method_name: str, language: str, seed: int, rows: l
         english = experiment.translator.translate([t for r in rows for t in r["texts"]], language, experiment.english)
         rows = [{**r, "english": tuple(english[i * width:(i + 1) * width])} for i, r in enumerate(rows)]
     base = method.method
-    reads_english = base in ("flare", "xmixup", "input-fusion", "translate-test")
-    if english_from == "none" and reads_english:
-        if base != "flare":
+    if english_from == "none" and method.spec.reads_english:
+        if not method.spec.no_english_row:  # FLARE alone has a path without the English side
             raise ConfigError(f"method {method_name} ({base}) reads the English side: give --english-column "
                               "or --english translate")
         log("note: no English side: FLARE runs as plain LoRA")
@@ -91,7 +89,7 @@ def predict_rows(experiment, method_name: str, language: str, seed: int, rows: l
                               QAExample(r["id"], *r["english"], ()) if r["english"] else None) for r in rows]
     else:
         examples = [ClassificationExample(r["id"], tuple(r["texts"]), 0, r["english"]) for r in rows]
-    if method.method in TRAINED_METHODS:
+    if method.spec.trained:
         folder = experiment.adapter_dir(method, language, seed)
         if not folder.is_dir():
             raise ConfigError(f"no saved adapter in {folder}: run `flare train` for it first")
@@ -99,7 +97,7 @@ def predict_rows(experiment, method_name: str, language: str, seed: int, rows: l
                                    head, experiment.stage1(seed), folder)
     else:
         model = stages.load_stage1_model(head, experiment.stage1(seed))
-    if method.method == "flare-mt":
+    if method.spec.source == "encoder":
         raise ConfigError("flare predict does not run flare-mt adapters yet (they need the MT encoder's states)")
     model = model.to(experiment.accelerator.device).eval()
     features = build_features(examples, head, base, "input")

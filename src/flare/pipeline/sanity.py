@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-CAUSES = ("likely causes: a learning rate too low or too high, too few epochs or steps, too little "
-          "training data; tune on validation (docs/pipeline.md, \"How to tune\")")
+from flare.results.training import CAUSES  # the advice the report repeats for older files
 
 
 def majority_label(train_labels: Sequence[int]) -> int:

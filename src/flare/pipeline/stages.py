@@ -9,6 +9,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from flare.core.config import FlareConfig
 from flare.core.model import get_flare_model
 from flare.errors import ConfigError
+from flare.methods import get_method
 from flare.pipeline.config import AdapterConfig, ExperimentConfig
 
 STAGE1_ADAPTER = "english"
@@ -42,26 +43,28 @@ def resolve_alignment(alignment: str, head_kind: str) -> str:
 
 def stage3_model(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path,
                  encoder_dim: int | None = None, seed: int = 0):
-    """The model a method trains (or, for zero-shot / translate-test, evaluates)."""
+    """The model a method trains (or, for zero-shot / translate-test, evaluates): its model kind
+    in the method table (flare.methods)."""
+    spec = get_method(method)
     stage1 = load_stage1_model(head, stage1_dir)
-    if method in ("zero-shot", "translate-test"):
+    if spec.model == "stage1":
         return stage1
-    if method == "xmixup":
-        from flare.baselines.xmixup import XMixupConfig, XMixupModel
+    if spec.model == "xmixup":
+        from flare.baselines.xmixup import XMixupModel
 
         if head.kind == "encoder-decoder":
             raise ConfigError("xmixup runs with encoder and decoder models; encoder-decoder models "
                               "(its source pass has no decoder input) are not supported")
         _refuse_quantized_xmixup(stage1)
         lora = get_peft_model(stage1.merge_and_unload(), lora_config(adapter, head))
-        return XMixupModel(lora, XMixupConfig(**config.xmixup))
+        return XMixupModel(lora, config.xmixup)
     flare_config = FlareConfig(
         r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout,
         target_modules=adapter.target_modules or head.lora_targets,
         fusion=adapter.fusion, source_layer_offset=adapter.source_layer_offset,
         alignment=resolve_alignment(adapter.alignment, head.kind),
         cross_attention_heads=adapter.cross_attention_heads, modules_to_save=list(head.trainable_heads),
-        source_kind="encoder" if method == "flare-mt" else "model", source_encoder_dim=encoder_dim,
+        source_kind="encoder" if spec.source == "encoder" else "model", source_encoder_dim=encoder_dim,
         init_seed=seed,
     )
     # lora and input-fusion are the same adapter given no source: exactly PEFT's LoRA.
@@ -79,7 +82,7 @@ def _refuse_quantized_xmixup(stage1) -> None:
 
 def load_stage3(method: str, config: ExperimentConfig, adapter: AdapterConfig, head, stage1_dir: Path, folder: Path):
     """A trained stage-3 model back from its saved adapter folder."""
-    if method == "xmixup":
+    if get_method(method).model == "xmixup":
         from flare.baselines.xmixup import XMixupModel
 
         lora = get_peft_model(load_stage1_model(head, stage1_dir).merge_and_unload(), lora_config(adapter, head))

@@ -76,7 +76,7 @@ def tune(experiment, methods: list[MethodConfig] | None = None) -> dict[str, dic
 def tune_method(experiment, method: MethodConfig) -> dict:
     """Every trial of `method`'s grid (finished ones read back), then the choice, written to
     tuning/<method>/selection.json."""
-    from flare.pipeline.runner import write_json
+    from flare.results.schema import write_json
 
     wanted = plan(experiment, method)
     folder = tuning_dir(experiment, method)

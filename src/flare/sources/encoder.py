@@ -13,8 +13,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoToken
 
 from flare.errors import DataError
 from flare.sources import store
-from flare.languages import model_code
-from flare.languages import detect_family
+from flare.languages import detect_family, model_code
 
 
 class EncoderSource:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 
 from flare.core.fingerprint import model_fingerprint
 from flare.errors import FlareError
+from flare.io import atomic_folder
 
 INDEX = "index.json"
 FORMAT = 2  # part of every key: entries of an older layout are never read
@@ -71,9 +71,12 @@ def write(cache_dir: str | os.PathLike, key: str, per_example: list[dict[str, to
     for name, tensor in per_example[0].items():
         groups.setdefault(id(tensor), []).append(name)
     entry = Path(cache_dir) / key
-    tmp = entry.with_name(entry.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_folder(entry) as tmp:  # a unique temporary folder: two writers of one key do not collide
+        _write_groups(tmp, groups, per_example)
+    return entry
+
+
+def _write_groups(tmp: Path, groups: dict[int, list[str]], per_example: list[dict[str, torch.Tensor]]) -> None:
     offsets_of = []
     for number, names in enumerate(groups.values()):
         tensors = [example[names[0]] for example in per_example]
@@ -87,9 +90,6 @@ def write(cache_dir: str | os.PathLike, key: str, per_example: list[dict[str, to
         offsets_of.append(offsets)
     index = {"groups": list(groups.values()), "offsets": offsets_of, "examples": len(per_example)}
     (tmp / INDEX).write_text(json.dumps(index))
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(tmp, entry)
-    return entry
 
 
 def read(entry: Path, examples: int) -> list[dict[str, torch.Tensor]]:

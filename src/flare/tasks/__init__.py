@@ -11,15 +11,19 @@ Modules
     examples   ClassificationExample, QAExample, Answer (the data model)
     base       the Task protocol (name, kind, label_names, languages, english_language,
                splits(), load(), metric()) and its shared implementation
-    nusax, xnli, tydiqa, xquad   the built-in tasks (each docstring: layout, languages, split
-               protocol, counts)
+    nusax, xnli, tydiqa, xquad   the built-in tasks, each all in one module: loading, options,
+               decoder prompt, primary metric, public source and fetch layout (each docstring:
+               layout, languages, split protocol, counts)
     parallel   the user's own parallel classification data (CSV / TSV / JSONL, or datasets),
                one or several target languages, label-mismatch policies
+    parallel_config   its options: DataFiles, ParallelConfig, parallel_configs, dataset_splits
+    fetch      the download engine of `flare data fetch` (TaskSource, fetch_task_data)
     hf_data    Hugging Face datasets as tables (optional extra flare-xl[datasets])
     splits     the deterministic group-split rule
     metrics    accuracy, macro-F1, SQuAD exact match / F1
     readers, tables   file reading and checking (every problem is a DataError naming file and row)
-    registry   TASKS, get_task, describe
+    registry   TASKS, SOURCES, get_task, register_task, fetchable_tasks, describe (the one
+               registry that the CLI, `flare data fetch` and the pipeline read)
     data_root  find_data_root (where the task data lives)
 """
 
@@ -28,7 +32,7 @@ from flare.tasks.examples import Answer, ClassificationExample, Example, QAExamp
 from flare.tasks.parallel import (
     DataFiles, LabelMismatches, ParallelConfig, ParallelTask, dataset_splits, parallel_configs,
 )
-from flare.tasks.registry import TASKS, describe, get_task
+from flare.tasks.registry import TASKS, describe, fetchable_tasks, get_task, register_task
 from flare.tasks.splits import SPLITS
 
 __all__ = [
@@ -46,6 +50,8 @@ __all__ = [
     "Task",
     "dataset_splits",
     "describe",
+    "fetchable_tasks",
     "get_task",
     "parallel_configs",
+    "register_task",
 ]

@@ -21,6 +21,18 @@ A task (``flare.tasks.get_task(name)``) has:
                       QA: predictions are answer strings; references are the examples or, per
                       question, the gold answer texts; returns ``{"exact_match", "f1"}``.
                       All scores in [0, 100] (see :mod:`flare.tasks.metrics`).
+``primary_metric``    the score that selects a model and heads a report ("f1" for QA, else
+                      "accuracy" unless the task says otherwise, e.g. NusaX "macro_f1")
+
+What the rest of flare reads from a task class (everything about a task lives in its module):
+
+``options``           the option names ``get_task(name, options)`` accepts (keyword arguments
+                      of the constructor); :meth:`BaseTask.from_options` checks them
+``prompt``            the decoders' prompt template of a classification task ({0}, {1}: the
+                      text fields); None: the fields one per line, then "Label:"
+``source``            a :class:`~flare.tasks.fetch.TaskSource` (where ``flare data fetch``
+                      downloads it from), or None (not fetchable); with it ``fetch_files(codes)``
+                      and ``fetch_layout(fetcher, codes, folder)`` say what a fetch writes
 
 Languages may also be given by the task's folder / file name where it differs from the code
 (NusaX "indonesian" -> "ind"); case is ignored.  An unknown language raises ConfigError listing
@@ -32,13 +44,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from flare.errors import ConfigError
 from flare.tasks import metrics
 from flare.tasks.data_root import DataRoot, find_data_root
 from flare.tasks.examples import ClassificationExample, Example, QAExample
 from flare.tasks.splits import SPLITS
+
+if TYPE_CHECKING:
+    from flare.tasks.fetch import Fetcher, TaskSource
 
 Kind = Literal["classification", "qa"]
 
@@ -72,6 +87,29 @@ class BaseTask:
     aliases: Mapping[str, str] = {}
 
     languages: tuple[str, ...] = ()
+    #: the option names get_task accepts (constructor keyword arguments)
+    options: tuple[str, ...] = ()
+    #: decoders' prompt template ({0}, {1}: the text fields); None: the generic one
+    prompt: str | None = None
+    #: where `flare data fetch` downloads the task from; None: not fetchable
+    source: TaskSource | None = None
+
+    @classmethod
+    def from_options(cls, config: Mapping[str, Any] | None = None) -> BaseTask:
+        """The task built from its options (``get_task(name, config)``), unknown ones refused."""
+        options = dict(config or {})
+        unknown = sorted(set(options) - set(cls.options))
+        if unknown:
+            raise ConfigError(
+                f"task {cls.name} has no option {unknown[0]!r}; "
+                + (f"valid options: {', '.join(sorted(cls.options))}" if cls.options else "it takes no options")
+            )
+        return cls(**options)
+
+    @property
+    def primary_metric(self) -> str:
+        """The score that selects a model and heads a report."""
+        return "f1" if self.kind == "qa" else "accuracy"
 
     # -- languages and splits ------------------------------------------------------------------
     def resolve_language(self, language: str) -> str:
@@ -121,6 +159,16 @@ class BaseTask:
         if isinstance(data_root, DataRoot):
             return data_root.path
         return Path(data_root)
+
+    # -- fetching (tasks with a source) --------------------------------------------------------
+    def fetch_files(self, codes: Sequence[str]) -> list[str]:
+        """The files (relative to the task folder) that a fetch of the languages `codes` writes."""
+        raise ConfigError(f"task {self.name!r} cannot be fetched")
+
+    def fetch_layout(self, fetch: Fetcher, codes: Sequence[str], out: Path) -> list[str]:
+        """Download the languages `codes` with `fetch` and lay them out in `out` (the task folder
+        being built); the files written, relative to `out`."""
+        raise ConfigError(f"task {self.name!r} cannot be fetched")
 
     # -- metric ----------------------------------------------------------------------------------
     def metric(self, predictions: Sequence, references: Sequence) -> dict[str, float]:

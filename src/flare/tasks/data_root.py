@@ -10,8 +10,15 @@ from flare.errors import DataError
 
 ENV_VAR = "FLARE_DATA"
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
-# The task folders that `flare data fetch TASK` can download (folder name = task name).
-FETCHABLE = ("nusax", "xnli", "tydiqa", "xquad")
+
+
+def __getattr__(name: str):
+    """`FETCHABLE` (older name): the tasks `flare data fetch` can download, from the registry."""
+    if name == "FETCHABLE":
+        from flare.tasks.registry import fetchable_tasks
+
+        return fetchable_tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,13 @@ def candidate_roots(explicit: str | os.PathLike | None = None) -> list[tuple[Pat
 
 
 def _fetch_hint(needs: str | None) -> str:
-    if needs in FETCHABLE:
+    from flare.tasks.registry import fetchable_tasks  # the registry imports this module
+
+    fetchable = fetchable_tasks()  # the task folders it can download (folder name = task name)
+    if needs in fetchable:
         command = f"`flare data fetch {needs}`"
     else:
-        command = f"`flare data fetch TASK` (TASK: {', '.join(FETCHABLE)})"
+        command = f"`flare data fetch TASK` (TASK: {', '.join(fetchable)})"
     return (
         f"where a network allows, download it with {command} (into {download_root()}); "
         f"else pass --data-dir DIR or set {ENV_VAR}=DIR to a folder laid out as described in docs/data.md"

@@ -1,9 +1,17 @@
-"""The task registry and ``describe`` (counts per language and split, for ``flare data``).
+"""The task registry, which the CLI, ``flare data fetch`` and the pipeline read, and ``describe``
+(counts per language and split, for ``flare data``).
 
-``TASKS`` maps each task name to its class; :func:`get_task` builds one.  The built-in tasks
-(nusax, xnli, tydiqa, xquad) take no options; "parallel" (user data) needs a
-:class:`~flare.tasks.parallel.ParallelConfig`, a list of them (several target languages) or a
-mapping of its options (``language`` or ``languages``, see :func:`~flare.tasks.parallel.parallel_configs`).
+``TASKS`` maps each task name to its class; :func:`get_task` builds one with the class's
+``from_options``.  Everything else about a task (its options, decoder prompt, primary metric,
+public source and fetch layout) is on its class, in its module.  The built-in tasks (nusax,
+xnli, tydiqa, xquad) take no options but ``allow_unanswered`` (the QA tasks); "parallel" (user
+data) needs a :class:`~flare.tasks.parallel.ParallelConfig`, a list of them (several target
+languages) or a mapping of its options (``language`` or ``languages``, see
+:func:`~flare.tasks.parallel.parallel_configs`).  :func:`register_task` adds a task defined
+outside flare.
+
+``SOURCES`` (task name -> :class:`~flare.tasks.fetch.TaskSource`) holds the tasks that
+``flare data fetch`` can download; :func:`fetchable_tasks` lists their names.
 """
 
 from __future__ import annotations
@@ -15,19 +23,39 @@ from typing import Any
 from flare.errors import ConfigError
 from flare.tasks.base import BaseTask
 from flare.tasks.data_root import DataRoot
+from flare.tasks.fetch import TaskSource
 from flare.tasks.nusax import NusaXTask
 from flare.tasks.parallel import ParallelConfig, ParallelTask
 from flare.tasks.tydiqa import TyDiQATask
 from flare.tasks.xnli import XNLITask
 from flare.tasks.xquad import XQuADTask
 
-TASKS: dict[str, type[BaseTask]] = {
-    "nusax": NusaXTask,
-    "xnli": XNLITask,
-    "tydiqa": TyDiQATask,
-    "xquad": XQuADTask,
-    "parallel": ParallelTask,
-}
+TASKS: dict[str, type[BaseTask]] = {}
+#: task name -> where `flare data fetch` downloads it from (the tasks with a ``source``)
+SOURCES: dict[str, TaskSource] = {}
+
+
+def register_task(cls: type[BaseTask], *, replace: bool = False) -> type[BaseTask]:
+    """Add the task class `cls` under ``cls.name`` (usable as a class decorator)."""
+    name = cls.name
+    if not isinstance(name, str) or not name or name != name.strip().lower():
+        raise ConfigError(f"a task needs a lower-case name, got {name!r}")
+    if name in TASKS and not replace:
+        raise ConfigError(f"task {name!r} is already registered (pass replace=True to replace it)")
+    TASKS[name] = cls
+    SOURCES.pop(name, None)
+    if cls.source is not None:
+        SOURCES[name] = cls.source
+    return cls
+
+
+for _cls in (NusaXTask, XNLITask, TyDiQATask, XQuADTask, ParallelTask):
+    register_task(_cls)
+
+
+def fetchable_tasks() -> tuple[str, ...]:
+    """The names of the tasks that `flare data fetch` can download."""
+    return tuple(SOURCES)
 
 
 def get_task(
@@ -41,22 +69,7 @@ def get_task(
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in TASKS:
         raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    if key == "parallel":
-        if config is None:
-            raise ConfigError(
-                "the parallel task (user data) needs a configuration: language, the files "
-                "(train/validation/test or data) and the column names"
-            )
-        return ParallelTask(config)
-    options = dict(config or {})
-    accepted = {"xquad": {"allow_unanswered"}, "tydiqa": {"allow_unanswered"}}.get(key, set())
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"task {key} has no option {unknown[0]!r}; "
-            + (f"valid options: {', '.join(sorted(accepted))}" if accepted else "it takes no options")
-        )
-    return TASKS[key](**options)
+    return TASKS[key].from_options(config)
 
 
 def describe(

@@ -27,23 +27,46 @@ Splits
 Ids: as in the files, except that the English training file of the XTREME layout carries
 non-unique ids ("0", "1", ...); when a file's ids are not unique, every question of it gets
 the id ``train-<n>`` (n = 1-based position of the question in the file, ``train-0001``).
-Model input (single-sequence encoder): the (question, context) pair.
+Model input (single-sequence encoder): the (question, context) pair.  Primary metric: F1.
+
+Fetching (``flare data fetch tydiqa``): the per-language files ``tydiqa-goldp-dev-<name>.json``
+of the GoldP v1.1 dev archive become ``tydiqa.goldp.<lang>.dev.json`` unchanged; the English
+questions (id prefix ``english-``) of the mixed GoldP train file become
+``tydiqa.goldp.en.train.json``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 from flare.tasks.base import BaseTask
 from flare.tasks.data_root import DataRoot
 from flare.tasks.examples import QAExample
+from flare.tasks.fetch import Fetcher, TaskSource, write_file
 from flare.tasks.readers import SquadQuestion, read_squad
 from flare.tasks.splits import assign_groups
 
 LANGUAGES = ("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te")
 VALIDATION_FRACTION = 0.1
 SALT = "tydiqa"
+SOURCE = TaskSource(
+    "tydiqa",
+    homepage="https://github.com/google-research-datasets/tydiqa",
+    license="Apache-2.0 (TyDi QA, Clark et al., 2020)",
+    urls={
+        "train": "https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-train.json",
+        "dev": "https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-dev.tgz",
+    },
+)
+#: TyDiQA-GoldP names its languages in file names and question-id prefixes
+TYDIQA_NAMES = {
+    "ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
+    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu",
+}
 
 
 def _examples(questions: list[SquadQuestion]) -> list[QAExample]:
@@ -59,6 +82,8 @@ class TyDiQATask(BaseTask):
     languages = LANGUAGES
     aliases = {"ben": "bn", "ind": "id", "tel": "te"}
     validation_fraction = VALIDATION_FRACTION
+    options = ("allow_unanswered",)
+    source = SOURCE
 
     def __init__(self, allow_unanswered: bool = False):
         #: load questions whose gold answers are blanked, with ``answers == ()`` (prediction only)
@@ -105,3 +130,45 @@ class TyDiQATask(BaseTask):
             names=("train", "validation"),
         )
         return _examples([q for q in questions if assignment[q.context] == split])
+
+    # -- fetching ---------------------------------------------------------------------------------
+    def fetch_files(self, codes: Sequence[str]) -> list[str]:
+        return [f"tydiqa.goldp.{c}.dev.json" for c in codes] + ["tydiqa.goldp.en.train.json"]
+
+    def fetch_layout(self, fetch: Fetcher, codes: Sequence[str], out: Path) -> list[str]:
+        train_url, dev_url = fetch.source.urls["train"], fetch.source.urls["dev"]
+        dev_archive = fetch.get(dev_url)
+        train = fetch.check_squad(fetch.get(train_url).read_bytes(), train_url)
+        written = []
+        try:
+            with tarfile.open(dev_archive, "r:*") as bundle:
+                by_name = {PurePosixPath(m.name).name: m for m in bundle.getmembers() if m.isfile()}
+                for code in codes:
+                    wanted = f"tydiqa-goldp-dev-{TYDIQA_NAMES[code]}.json"
+                    if wanted not in by_name:
+                        raise fetch.bad(dev_url, f"the archive holds no {wanted}")
+                    raw = bundle.extractfile(by_name[wanted]).read()
+                    fetch.check_squad(raw, f"{dev_url} ({wanted})")
+                    write_file(out / f"tydiqa.goldp.{code}.dev.json", raw)
+                    written.append(f"tydiqa.goldp.{code}.dev.json")
+        except tarfile.TarError as err:
+            raise fetch.bad(dev_url, f"not a tar archive ({err})") from None
+        english = _english_only(train)
+        if not english["data"]:
+            raise fetch.bad(train_url, "no question id starts with 'english-' (not the TyDiQA-GoldP train file?)")
+        write_file(out / "tydiqa.goldp.en.train.json", json.dumps(english, ensure_ascii=False).encode("utf-8"))
+        return [*written, "tydiqa.goldp.en.train.json"]
+
+
+def _english_only(document: dict) -> dict:
+    """The GoldP train file with only the questions whose id starts with 'english-'."""
+    data = []
+    for article in document["data"]:
+        paragraphs = []
+        for paragraph in article.get("paragraphs", []):
+            qas = [qa for qa in paragraph.get("qas", []) if str(qa.get("id", "")).split("-", 1)[0] == "english"]
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            data.append({**article, "paragraphs": paragraphs})
+    return {**document, "data": data}

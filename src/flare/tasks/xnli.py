@@ -21,25 +21,42 @@ Example ids are ``dev-<line>`` (1-based line number, ``dev-0001`` .. ``dev-2490`
 every language.  ``example.english`` = (English premise, English hypothesis) of the same row; the
 row's label must equal the English row's label.  English examples have ``english=None``.
 Model input (single-sequence encoder): the pair (premise, hypothesis) as the tokenizer's text
-pair, or one string, e.g. the authors' "Premise: {p} Hypothesis: {h}" -- the pipeline chooses.
+pair, or one string, e.g. the authors' "Premise: {p} Hypothesis: {h}" -- the pipeline chooses;
+decoders: ``"Premise: {p}\nHypothesis: {h}\nLabel:"`` then the label word.  Primary metric: accuracy.
+
+Fetching (``flare data fetch xnli``): ``xnli.dev.tsv`` of the XNLI 1.0 zip (all languages in one
+TSV with a header; columns language, gold_label, sentence1, sentence2 used) becomes
+``dev-<lang>.tsv`` = premise<TAB>hypothesis<TAB>label, rows in file order.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from flare.errors import DataError
 from flare.tasks.base import BaseTask
 from flare.tasks.data_root import DataRoot
 from flare.tasks.examples import ClassificationExample
+from flare.tasks.fetch import Fetcher, TaskSource, write_file
 from flare.tasks.readers import read_text
 from flare.tasks.splits import assign_groups
 
 LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 PROPORTIONS = (0.6, 0.2, 0.2)
 SALT = "xnli"
+SOURCE = TaskSource(
+    "xnli",
+    homepage="https://github.com/facebookresearch/XNLI",
+    license="CC BY-NC 4.0 (XNLI, Conneau et al., 2018)",
+    urls={"zip": "https://dl.fbaipublicfiles.com/XNLI/XNLI-1.0.zip"},
+)
+XNLI_MEMBER = "xnli.dev.tsv"
+XNLI_LABELS = {"entailment": "entailment", "neutral": "neutral", "contradiction": "contradiction",
+               "contradictory": "contradiction"}  # the MultiNLI spelling, should it appear
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,8 @@ class XNLITask(BaseTask):
     languages = LANGUAGES
     text_fields = ("premise", "hypothesis")
     proportions = PROPORTIONS
+    prompt = "Premise: {0}\nHypothesis: {1}\nLabel:"
+    source = SOURCE
 
     def path(self, root: Path, language: str) -> Path:
         return root / self.folder / f"dev-{language}.tsv"
@@ -136,3 +155,64 @@ class XNLITask(BaseTask):
                     ClassificationExample(f"dev-{t.line:04d}", (t.premise, t.hypothesis), t.label, (e.premise, e.hypothesis))
                 )
         return examples
+
+    # -- fetching ---------------------------------------------------------------------------------
+    def fetch_files(self, codes: Sequence[str]) -> list[str]:
+        return [f"dev-{c}.tsv" for c in codes]
+
+    def fetch_layout(self, fetch: Fetcher, codes: Sequence[str], out: Path) -> list[str]:
+        url = fetch.source.urls["zip"]
+        archive = fetch.get(url)
+        try:
+            with zipfile.ZipFile(archive) as bundle:
+                members = [m for m in bundle.namelist()
+                           if PurePosixPath(m).name == XNLI_MEMBER and not m.startswith("__MACOSX")]
+                if not members:
+                    raise fetch.bad(url, f"the archive holds no {XNLI_MEMBER}")
+                raw = bundle.read(members[0])
+        except zipfile.BadZipFile as err:
+            raise fetch.bad(url, f"not a zip archive ({err})") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise fetch.bad(url, f"{XNLI_MEMBER} is not UTF-8 ({err})") from None
+        written = []
+        for code, lines in _upstream_rows(text, url, codes, fetch).items():
+            write_file(out / f"dev-{code}.tsv", ("\n".join(lines) + "\n").encode("utf-8"))
+            written.append(f"dev-{code}.tsv")
+        return written
+
+
+def _upstream_rows(text: str, url: str, codes: Sequence[str], fetch: Fetcher) -> dict[str, list[str]]:
+    """`xnli.dev.tsv` (header; language, gold_label, sentence1, sentence2 among its columns) ->
+    language -> our lines (premise<TAB>hypothesis<TAB>label), in file order."""
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").split("\t")
+    try:
+        at = {name: header.index(name) for name in ("language", "gold_label", "sentence1", "sentence2")}
+    except ValueError as err:
+        raise fetch.bad(url, f"{XNLI_MEMBER}: {err} in the header {header}") from None
+    rows: dict[str, list[str]] = {code: [] for code in codes}
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) <= max(at.values()):
+            raise fetch.bad(url, f"{XNLI_MEMBER}, row {number}: {len(fields)} fields, expected {len(header)}")
+        language = fields[at["language"]].strip()
+        if language not in rows:
+            continue
+        label = XNLI_LABELS.get(fields[at["gold_label"]].strip())
+        if label is None:
+            raise fetch.bad(url, f"{XNLI_MEMBER}, row {number}: unknown label {fields[at['gold_label']]!r}")
+        premise, hypothesis = fields[at["sentence1"]].strip(), fields[at["sentence2"]].strip()
+        rows[language].append(f"{premise}\t{hypothesis}\t{label}")
+    english = len(rows["en"])
+    for code, kept in rows.items():
+        if not kept:
+            raise fetch.bad(url, f"{XNLI_MEMBER} holds no rows for language {code!r}")
+        if len(kept) != english:
+            raise fetch.bad(url, f"{XNLI_MEMBER}: {len(kept)} rows for {code!r} but {english} for 'en' "
+                                 "(the files must be parallel by row)")
+    return rows

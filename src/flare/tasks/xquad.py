@@ -22,18 +22,23 @@ paragraphs = 694 / 246 / 250 questions on the shared data.  No paragraph is in t
 ``example.english`` = the English ``QAExample`` with the same id (its ``english`` is ``None``);
 target and English files must hold exactly the same ids, else DataError naming the ids and both
 files.  English examples have ``english=None``.
-Model input (single-sequence encoder): the (question, context) pair.
+Model input (single-sequence encoder): the (question, context) pair.  Primary metric: F1.
+
+Fetching (``flare data fetch xquad``): ``xquad.<lang>.json`` of github.com/google-deepmind/xquad,
+copied unchanged (checked to be SQuAD 1.1 JSON).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from flare.errors import DataError
 from flare.tasks.base import BaseTask
 from flare.tasks.data_root import DataRoot
 from flare.tasks.examples import QAExample
+from flare.tasks.fetch import Fetcher, TaskSource, write_file
 from flare.tasks.readers import SquadQuestion, read_squad
 from flare.tasks.splits import assign_groups
 from flare.tasks.tables import show_ids
@@ -41,6 +46,12 @@ from flare.tasks.tables import show_ids
 LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 PROPORTIONS = (0.6, 0.2, 0.2)
 SALT = "xquad"
+SOURCE = TaskSource(
+    "xquad",
+    homepage="https://github.com/google-deepmind/xquad",
+    license="CC BY-SA 4.0 (XQuAD, Artetxe et al., 2020)",
+    urls={"json": "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{lang}.json"},
+)
 
 
 class XQuADTask(BaseTask):
@@ -51,6 +62,8 @@ class XQuADTask(BaseTask):
     folder = "xquad"
     languages = LANGUAGES
     proportions = PROPORTIONS
+    options = ("allow_unanswered",)
+    source = SOURCE
 
     def __init__(self, allow_unanswered: bool = False):
         #: load questions whose gold answers are blanked, with ``answers == ()`` (prediction only)
@@ -95,3 +108,17 @@ class XQuADTask(BaseTask):
             for q in target
             if split_of[q.id] == split
         ]
+
+    # -- fetching ---------------------------------------------------------------------------------
+    def fetch_files(self, codes: Sequence[str]) -> list[str]:
+        return [f"xquad.{c}.json" for c in codes]
+
+    def fetch_layout(self, fetch: Fetcher, codes: Sequence[str], out: Path) -> list[str]:
+        written = []
+        for code in codes:
+            url = fetch.source.urls["json"].format(lang=code)
+            raw = fetch.get(url).read_bytes()
+            fetch.check_squad(raw, url)
+            write_file(out / f"xquad.{code}.json", raw)
+            written.append(f"xquad.{code}.json")
+        return written

@@ -1,6 +1,6 @@
 """Stage 2 of FLARE: machine translation of task data, with a resumable disk cache.
 
-* ``languages``: our language codes and what NLLB-200, M2M100 and OPUS-MT call them.
+* ``languages``: moved to ``flare.languages`` (codes, and how each MT family is told them).
 * ``translator``: ``Translator(model).translate(texts, src, tgt)`` for any Hugging Face
   seq2seq translation model.
 * ``causal``: ``CausalLMTranslator``, the same for a prompted causal LM (few-shot);
@@ -9,6 +9,7 @@
 * ``cache``: the JSONL cache that makes translation resumable.
 * ``qa_projection``: carry an extractive-QA answer span through translation.
 * ``dataset``: translate the text fields of a data set.
+* ``records``: read and copy the fields of a record (dict, dataclass, named tuple).
 
 ``docs/translation.md`` describes the whole stage.
 """
@@ -20,6 +21,7 @@ from flare.languages import (
     LANGUAGES,
     Language,
     ModelCode,
+    detect_family,
     get_language,
     known_codes,
     m2m100_code,
@@ -38,7 +40,7 @@ from flare.translation.qa_projection import (
     unmark_answer,
 )
 from flare.translation.quality import QualityTable, score_translations
-from flare.translation.translator import TranslationStats, Translator, detect_family
+from flare.translation.translator import TranslationStats, Translator
 
 __all__ = [
     "LANGUAGES",

@@ -35,7 +35,8 @@ from typing import Any
 
 from flare.errors import ConfigError
 from flare.languages import Language, get_language, is_known
-from flare.translation.translator import Translator, _Direction
+from flare.languages.tagging import Direction
+from flare.translation.translator import Translator
 
 ExamplePairs = Sequence[tuple[str, str]]
 Examples = Callable[[str, str], ExamplePairs] | Mapping[tuple[str, str], ExamplePairs]
@@ -45,7 +46,7 @@ PLACEHOLDERS = ("{source_language}", "{target_language}", "{text}", "{examples}"
 
 
 @dataclass(frozen=True)
-class _CausalDirection(_Direction):
+class _CausalDirection(Direction):
     src_language: str = ""  # the language names written into the prompt
     tgt_language: str = ""
 
@@ -169,7 +170,7 @@ class CausalLMTranslator(Translator):
         self._warn_once(f"{role} language {raw!r} is not in the language table: named as such in the prompt")
         return raw, raw
 
-    def _direction(self, src: str | Language, tgt: str | Language) -> _Direction:
+    def _direction(self, src: str | Language, tgt: str | Language) -> Direction:
         src_name, src_language = self._language(src, "source")
         tgt_name, tgt_language = self._language(tgt, "target")
         return _CausalDirection(
@@ -235,7 +236,7 @@ class CausalLMTranslator(Translator):
             filled = filled.replace(placeholder, value)
         return filled.replace("{text}", _one_line(text))
 
-    def _model_inputs(self, todo: list[str], direction: _Direction) -> list[str]:
+    def _model_inputs(self, todo: list[str], direction: Direction) -> list[str]:
         assert isinstance(direction, _CausalDirection)
         prompts = [self._prompt(text, direction) for text in todo]
         if self.max_output_ratio is not None:
@@ -248,7 +249,7 @@ class CausalLMTranslator(Translator):
         return prompts
 
     # -- translation -----------------------------------------------------------------------
-    def settings(self, direction: _Direction) -> dict[str, Any]:
+    def settings(self, direction: Direction) -> dict[str, Any]:
         settings = super().settings(direction)
         assert isinstance(direction, _CausalDirection)
         candidates = self.candidates(direction.src_name, direction.tgt_name)
@@ -295,7 +296,7 @@ class CausalLMTranslator(Translator):
         rows = tok(inputs, add_special_tokens=True, verbose=False)["input_ids"]
         return [list(row[-self.max_input_length :]) for row in rows]
 
-    def _generate(self, inputs: list[str], direction: _Direction, model: Any) -> list[str]:
+    def _generate(self, inputs: list[str], direction: Direction, model: Any) -> list[str]:
         import torch
 
         tok = self.tokenizer

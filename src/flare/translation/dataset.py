@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flare.errors import ConfigError, DataError
-from flare.translation.qa_projection import _get, _replace
+from flare.translation.records import get_field, replace_fields
 from flare.translation.translator import TranslationStats
 
 
@@ -65,7 +65,7 @@ def translate_records(
         flat: list[str] = []
         shapes: list[tuple[type, int] | None] = []  # None: a plain string
         for row, record in enumerate(records):
-            value = _get(record, name, row)
+            value = get_field(record, name, row)
             if isinstance(value, str):
                 flat.append(value)
                 shapes.append(None)
@@ -92,5 +92,5 @@ def translate_records(
                 value = kind(translated[position : position + size])
                 position += size
             changes[row][name + suffix if suffix is not None else name] = value
-    out = [_replace(record, change) for record, change in zip(records, changes, strict=True)]
+    out = [replace_fields(record, change) for record, change in zip(records, changes, strict=True)]
     return out, report

@@ -1,5 +1,4 @@
-"""Moved to :mod:`flare.languages` (language codes and per-MT-family tagging, used by translation
-and by the FLARE-MT encoder source); this name stays so that existing imports keep working."""
+"""Moved to flare.languages (language codes and per-MT-family tagging); this name stays for old imports."""
 
 from flare.languages import *  # noqa: F401,F403
-from flare.languages import LANGUAGES, FAMILIES, ModelCode, detect_family, known_codes, markdown_table  # noqa: F401
+from flare.languages import __all__  # noqa: F401

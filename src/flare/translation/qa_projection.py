@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flare.errors import ConfigError, DataError
+from flare.translation.records import get_field, replace_fields
 
 
 @dataclass(frozen=True)
@@ -208,26 +209,6 @@ def project_answers(
 # -- whole QA data sets ---------------------------------------------------------------------------
 
 
-def _get(record: Any, name: str, row: int) -> Any:
-    if isinstance(record, Mapping):
-        if name not in record:
-            raise DataError(f"record {row} has no field {name!r}", row=row)
-        return record[name]
-    if not hasattr(record, name):
-        raise DataError(f"record {row} has no field {name!r}", row=row)
-    return getattr(record, name)
-
-
-def _replace(record: Any, changes: dict[str, Any]) -> Any:
-    if isinstance(record, Mapping):
-        return {**record, **changes}
-    if dataclasses.is_dataclass(record):
-        return dataclasses.replace(record, **changes)
-    if hasattr(record, "_replace"):
-        return record._replace(**changes)
-    raise DataError(f"cannot build a translated copy of a {type(record).__name__}")
-
-
 def first_answer(answers: Any, row: int) -> tuple[str, int]:
     """(text, start) of the first answer in any of the usual shapes.
 
@@ -304,10 +285,10 @@ def translate_qa_records(
     report = QATranslationReport(total=len(records))
     items = []
     for row, record in enumerate(records):
-        context = _get(record, context_field, row)
+        context = get_field(record, context_field, row)
         if not isinstance(context, str):
             raise DataError(f"record {row}: field {context_field!r} is not a string", row=row)
-        text, start = first_answer(_get(record, answers_field, row), row)
+        text, start = first_answer(get_field(record, answers_field, row), row)
         items.append((context, start, text))
 
     def translate(texts: list[str]) -> list[str]:
@@ -321,7 +302,7 @@ def translate_qa_records(
     if question_field is not None:
         originals = []
         for row in kept:
-            question = _get(records[row], question_field, row)
+            question = get_field(records[row], question_field, row)
             if not isinstance(question, str):
                 raise DataError(f"record {row}: field {question_field!r} is not a string", row=row)
             originals.append(question)
@@ -335,11 +316,11 @@ def translate_qa_records(
         changes = {
             context_field: result.context,
             answers_field: _answers_like(
-                _get(record, answers_field, row), result.answer_text, result.answer_start
+                get_field(record, answers_field, row), result.answer_text, result.answer_start
             ),
         }
         if questions is not None:
             changes[question_field] = questions[position]
-        out.append(_replace(record, changes))
+        out.append(replace_fields(record, changes))
     report.kept_indices = kept
     return out, report

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flare.errors import DataError
+from flare.io import write_text_atomic
 
 QUALITY_FILE = "quality.json"
 QUALITY_MD = "quality.md"
@@ -79,14 +80,8 @@ class QualityTable:
         return None
 
     def write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for path, text in (
-            (self.path, json.dumps({"rows": self.rows}, indent=2, ensure_ascii=False) + "\n"),
-            (self.path.with_name(QUALITY_MD), markdown_table(self.rows)),
-        ):
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+        write_text_atomic(self.path, json.dumps({"rows": self.rows}, indent=2, ensure_ascii=False) + "\n")
+        write_text_atomic(self.path.with_name(QUALITY_MD), markdown_table(self.rows))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -2,22 +2,10 @@
 
 ``Translator(model).translate(texts, src, tgt)`` returns one translation per text, in order.
 
-Model families, detected from the tokenizer (override with ``family=``):
-
-* ``nllb``: NLLB-200 checkpoints (``NllbTokenizer``; FLORES-200 codes such as ``ind_Latn``).
-  The tokenizer's ``src_lang`` puts the source language token in front of the input, and
-  generation is forced to start with the target language token (``forced_bos_token_id``).
-* ``m2m100``: M2M100 checkpoints (``M2M100Tokenizer``; ``__id__`` tokens), handled the same way
-  with the M2M100 codes.
-* ``marian``: OPUS-MT / Marian checkpoints, one direction per model. The direction the model was
-  trained for is read from its tokenizer (``source_lang``/``target_lang``) or its name
-  (``opus-mt-en-id``); a request that contradicts it is refused. Multi-target models get the
-  ``>>xxx<<`` target token in front of each input.
-* ``tagged``: another tokenizer with a ``src_lang`` attribute (e.g. mBART-50): languages must be
-  given as the model's own language tokens (``en_XX``), used as such.
-* ``plain``: no language tokens at all; the languages only name the cache file.
-
-Languages are our codes or aliases (see ``languages.py``), or a model's raw language code.
+This module is the engine. The model family (nllb, m2m100, marian, tagged, plain) is detected
+from the tokenizer (override with ``family=``); how each family is told the languages is
+``flare.languages.tagging``. Languages are our codes or aliases (``flare.languages``), or a
+model's raw language code.
 Texts are deduplicated, empty texts returned unchanged, the rest sorted by token length
 (longest first) and translated in batches; with ``cache_dir`` each batch is written to a
 JSONL cache as soon as it is done (``cache.py``), so a killed run resumes and a repeated run
@@ -28,19 +16,24 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from flare.errors import ConfigError, DataError
+from flare.languages import FAMILIES, Language
+from flare.languages.tagging import (
+    Direction,
+    detect_family,
+    language_token_ids,
+    marian_languages,
+    resolve_direction,
+)
 from flare.translation.cache import TranslationCache, cache_file
-from flare.languages import FAMILIES, Language, _token_id, detect_family, get_language, is_known, model_code  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-_NLLB_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -75,19 +68,6 @@ class TranslationStats:
         if self.truncated:
             text += f"; {self.truncated} inputs truncated"
         return text
-
-
-@dataclass(frozen=True)
-class _Direction:
-    """How one (src, tgt) request is carried out by this model."""
-
-    src_name: str  # for the cache file: canonical code, or the raw code given
-    tgt_name: str
-    src_code: str | None  # the model's code (tokenizer src_lang), None where unused
-    tgt_code: str | None
-    forced_bos_token_id: int | None
-    prefix: str  # put in front of every input (Marian multi-target token)
-    same_language: bool
 
 
 def _resolve_device(device: Any) -> str:
@@ -262,126 +242,17 @@ class Translator:
             self._warned.add(message)
             logger.warning(message)
 
-    def _lang_code(self, lang: str | Language, role: str) -> tuple[str, str]:
-        """(name for the cache file, the model's code) for a language given by the caller."""
-        family = self.family
-        tok = self.tokenizer
-        if isinstance(lang, Language) or is_known(lang):
-            language = get_language(lang)
-            if family in ("nllb", "m2m100"):
-                code = model_code(language, family, self.allow_fallback)
-                if code.fallback:
-                    self._warn_once(f"{role} language {language.code}: {code.fallback}")
-                return language.code, code.code
-            return language.code, language.code
-        raw = str(lang)
-        if family == "nllb" and _token_id(tok, raw) is not None:
-            return raw, raw
-        if family == "m2m100":
-            raw_code = raw.strip("_")
-            if raw_code in tok.lang_code_to_id:
-                return raw_code, raw_code
-        if family == "tagged" and _token_id(tok, raw) is not None:
-            return raw, raw
-        if family in ("marian", "plain") and re.fullmatch(r"[A-Za-z][A-Za-z_-]{1,15}", raw):
-            return raw, raw  # named only in the cache file (and Marian's target token)
-        get_language(raw)  # raises the ConfigError listing the known codes
-        raise AssertionError("unreachable")
-
-    def _direction(self, src: str | Language, tgt: str | Language) -> _Direction:
-        family = self.family
-        tok = self.tokenizer
-        src_name, src_code = self._lang_code(src, "source")
-        tgt_name, tgt_code = self._lang_code(tgt, "target")
-        same = src_name == tgt_name
-        forced_bos: int | None = None
-        prefix = ""
-        if family == "nllb" or family == "tagged":
-            for code in (src_code, tgt_code):
-                if _token_id(tok, code) is None:
-                    raise ConfigError(f"the tokenizer of {self.model_name} has no language token {code!r}")
-            forced_bos = _token_id(tok, tgt_code)
-        elif family == "m2m100":
-            for code in (src_code, tgt_code):
-                if code not in tok.lang_code_to_id:
-                    raise ConfigError(f"the tokenizer of {self.model_name} has no language code {code!r}")
-            forced_bos = int(tok.get_lang_id(tgt_code))
-        elif family == "marian":
-            prefix = self._marian_prefix(src, tgt)
-            src_code = tgt_code = None
-        else:  # plain
-            src_code = tgt_code = None
-            self._warn_once(
-                f"{self.model_name}: no language tokens known for this model; the requested "
-                "languages are not passed to it"
-            )
-        return _Direction(src_name, tgt_name, src_code, tgt_code, forced_bos, prefix, same)
+    def _direction(self, src: str | Language, tgt: str | Language) -> Direction:
+        return resolve_direction(self.tokenizer, self.family, self.model_name, src, tgt,
+                                 allow_fallback=self.allow_fallback, warn=self._warn_once,
+                                 marian_direction=self._marian_direction)
 
     def _marian_direction(self) -> tuple[str | None, str | None]:
         """The (source, target) side the Marian model was trained for, as named by it."""
-        tok = self.tokenizer
-        src = getattr(tok, "source_lang", None)
-        tgt = getattr(tok, "target_lang", None)
-        if not (src and tgt):
-            name = Path(str(self.model_name).rstrip("/\\")).name
-            match = re.search(r"opus-mt-(?:tc-(?:big|base)-)?([A-Za-z_]+)-([A-Za-z_]+)$", name)
-            if match:
-                src, tgt = src or match.group(1), tgt or match.group(2)
-        return src, tgt
-
-    def _marian_prefix(self, src: str | Language, tgt: str | Language) -> str:
-        """Check that a Marian model translates src→tgt; the target token multi-target models need."""
-        model_src, model_tgt = self._marian_direction()
-        if model_src is None and model_tgt is None:
-            self._warn_once(
-                f"{self.model_name}: cannot tell which direction this Marian model translates "
-                "(no source_lang/target_lang in its tokenizer, no opus-mt-SRC-TGT name); trusting the caller"
-            )
-        for side, asked, role in ((model_src, src, "source"), (model_tgt, tgt, "target")):
-            # only a side that names one language of our table can be checked; a group such as
-            # 'mul' or 'ROMANCE' is checked through the target token below
-            if side is None:
-                continue
-            asked_lang = get_language(asked) if (isinstance(asked, Language) or is_known(asked)) else None
-            if is_known(side):
-                asked_ok = asked_lang is get_language(side)
-            elif len(side) == 2 and side.isalpha():  # an ISO 639-1 code always names one language
-                asked_codes = (
-                    {str(asked).lower()} if asked_lang is None else {asked_lang.code, *asked_lang.marian}
-                )
-                asked_ok = side.lower() in {c.lower() for c in asked_codes}
-            else:
-                continue
-            if not asked_ok:
-                shown = asked_lang.code if asked_lang is not None else asked
-                raise ConfigError(
-                    f"{self.model_name} translates {model_src}→{model_tgt}, but {role} language "
-                    f"{shown!r} was asked for; a Marian model translates one direction only: pick "
-                    "the opus-mt model for this direction, or a many-to-many model such as NLLB"
-                )
-        supported = list(getattr(self.tokenizer, "supported_language_codes", None) or [])
-        target_checked = model_tgt is not None and is_known(model_tgt)  # and it matched, above
-        if not supported:
-            return ""
-        candidates = get_language(tgt).marian if (isinstance(tgt, Language) or is_known(tgt)) else (str(tgt),)
-        for code in candidates:
-            token = code if code.startswith(">>") else f">>{code}<<"
-            if token in supported:
-                return token + " "
-        for code in candidates:  # a script variant, e.g. >>cmn_Hans<< for cmn
-            for token in supported:
-                if token.startswith(f">>{code}_"):
-                    return token + " "
-        if target_checked:  # a one-target model that happens to have language tokens
-            return ""
-        shown = ", ".join(supported[:20]) + (" ..." if len(supported) > 20 else "")
-        raise ConfigError(
-            f"{self.model_name} is a multi-target Marian model without a target token for {tgt!r} "
-            f"(tried {', '.join(candidates)}; it has {shown})"
-        )
+        return marian_languages(self.tokenizer, self.model_name)
 
     # -- translation -----------------------------------------------------------------------
-    def settings(self, direction: _Direction) -> dict[str, Any]:
+    def settings(self, direction: Direction) -> dict[str, Any]:
         """Everything that decides the output besides the text: the cache key covers it."""
         return {
             "model": self.model_name,
@@ -397,7 +268,7 @@ class Translator:
             "generation_kwargs": self.generation_kwargs,
         }
 
-    def _cache(self, direction: _Direction) -> TranslationCache | None:
+    def _cache(self, direction: Direction) -> TranslationCache | None:
         if self.cache_dir is None:
             return None
         settings = self.settings(direction)
@@ -462,7 +333,7 @@ class Translator:
     def _run(
         self,
         todo: list[str],
-        direction: _Direction,
+        direction: Direction,
         cache: TranslationCache | None,
         results: dict[str, str],
         stats: TranslationStats,
@@ -501,23 +372,15 @@ class Translator:
         finally:
             bar.close()
 
-    def _model_inputs(self, todo: list[str], direction: _Direction) -> list[str]:
+    def _model_inputs(self, todo: list[str], direction: Direction) -> list[str]:
         """What the model reads for each text (here: the text, after any target token)."""
         return [direction.prefix + text for text in todo]
 
     def _strip_ids(self) -> set[int]:
         """Language tokens, removed from outputs before decoding (some tokenizers keep them)."""
-        tok = self.tokenizer
-        ids: set[int] = set()
-        if self.family == "m2m100":
-            ids.update(int(i) for i in tok.lang_code_to_id.values())
-        elif self.family == "nllb":
-            for token, token_id in tok.get_added_vocab().items():
-                if _NLLB_CODE.match(token):
-                    ids.add(int(token_id))
-        return ids
+        return language_token_ids(self.tokenizer, self.family)
 
-    def _generate(self, inputs: list[str], direction: _Direction, model: Any) -> list[str]:
+    def _generate(self, inputs: list[str], direction: Direction, model: Any) -> list[str]:
         import torch
 
         tok = self.tokenizer

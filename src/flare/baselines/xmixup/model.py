@@ -1,33 +1,10 @@
-"""X-Mixup (Yang, Chen, Zhou, Li: "Enhancing Cross-lingual Transfer by Manifold Mixup", ICLR 2022).
-
-A PyTorch reimplementation from the method's description (the authors published TensorFlow code only;
-see docs/xmixup.md for what was followed, what could not be confirmed and what we chose).
-
-The source (English) and the target input of a translation pair run through the same model. At one
-transformer block (the mix layer) the target's hidden states attend over the source's, and the
-result is interpolated with the target's own states:
-
-    C      = CrossAttention(query = h_T, key = value = h_S)      (source padding masked)
-    h_T'   = (1 - lambda) * h_T + lambda * C
-    lambda = lambda_0 * sigmoid(w * H + b)                        (per example)
-
-where H is the entropy of the cross-attention, taken in both directions (target over source plus
-source over target, each averaged over heads and real positions) as a proxy for how well the two
-sides align (translation quality), and w, b are learned. The blocks above the mix layer see h_T'.
-The training loss is
-
-    alpha * L_task(source) + (1 - alpha) * L_task(target)
-        + kl_weight * KL(p_source || p_target) + mse_weight * MSE(r_source, r_target)
-
-with r a pooled final hidden state. Everything is done through forward hooks on the wrapped
-transformers model (plain or PEFT-wrapped); no modeling file is copied.
-"""
+"""XMixupModel: X-Mixup through forward hooks on a transformers model (plain or PEFT-wrapped): the
+source pass, the mixing at one block, the X-Mixup loss, generation, saving and loading."""
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,207 +12,27 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from flare.core.introspect import fusing_stack, text_config
+from flare.baselines.xmixup.config import XMixupConfig
+from flare.baselines.xmixup.mixer import XMixupMixer
+from flare.core.introspect import (
+    attention_heads,
+    fusing_stack,
+    hidden_size,
+    is_decoder_only,
+    is_encoder_decoder,
+    submodule_name,
+    task_model,
+    text_config,
+)
+from flare.core.wrapping import enable_gradient_checkpointing, parameter_counts, trainable_parameters
 from flare.errors import ConfigError, FlareError
+from flare.io import write_text_atomic
 from flare.weights import load_weights_into, save_weights
 
 CONFIG_NAME = "xmixup_config.json"
 WEIGHTS_NAME = "xmixup_weights.safetensors"
 
-LAMBDA_MODES = ("entropy", "fixed")
-POOLINGS = ("auto", "first", "mean", "last")
-EVAL_LOGITS = ("average", "target")
 
-# The authors' scripts (XLM-R Large, 24 blocks), as presets. Layer indices are 0-based blocks.
-_PRESETS = {
-    "classification": dict(mix_layer=0, source_task_weight=0.4, kl_weight=1.0, mse_weight=1.0,
-                           rep_pooling="first", eval_logits="average"),
-    "qa": dict(mix_layer=15, source_task_weight=0.2, kl_weight=0.0, mse_weight=1.0,
-               rep_pooling="mean", eval_logits="target"),
-}
-
-
-def gold_source_probability(step: int, k: float = 1000.0) -> float:
-    """Scheduled sampling of the source side (the authors' inverse-sigmoid decay): the probability
-    of feeding the gold English source at training step `step`, else the back-translated one, so
-    that training drifts towards the machine-translated English seen at test time."""
-    if k <= 0:
-        raise ConfigError(f"scheduled-sampling k must be positive, got {k}")
-    exponent = step / k
-    if exponent > 700:  # exp overflows; the probability is 0 to double precision anyway
-        return 0.0
-    return k / (k + math.exp(exponent))
-
-
-# --------------------------------------------------------------------------------------- config
-@dataclass
-class XMixupConfig:
-    """Settings of X-Mixup. Defaults follow the authors' sentence-classification setting."""
-
-    mix_layer: int = 0
-    """0-based index of the transformer block after which source and target are mixed (negative
-    counts from the end)."""
-    num_heads: int | None = None
-    """Heads of the mixing cross-attention; None: the model's number of attention heads."""
-    lambda_mode: str = "entropy"
-    """'entropy': lambda = lambda_0 * sigmoid(w * H + b), learned w, b; 'fixed': lambda = lambda_0."""
-    lambda_0: float = 0.5
-    entropy_weight_init: float = 1.0
-    entropy_bias_init: float = 0.0
-    source_task_weight: float = 0.4
-    """alpha: weight of the source's task loss; the target's gets 1 - alpha."""
-    kl_weight: float = 1.0
-    """Weight of KL(p_source || p_target) between the output distributions."""
-    mse_weight: float = 1.0
-    """Weight of the mean squared error between pooled final hidden states."""
-    rep_pooling: str = "auto"
-    """Pooling of the final hidden states for the MSE term: 'first' token, masked 'mean', 'last'
-    real token, or 'auto' ('first' for encoders, 'mean' for decoders)."""
-    normalize_qk: bool = True
-    """Layer-normalise (no parameters) the inputs of the query and key projections, so attention
-    logits have one scale across architectures (pre-norm residual streams are not normalised)."""
-    attention_dropout: float = 0.0
-    mix_at_eval: bool = True
-    """In eval mode, mix when a source (translate-test) is given, as the authors do; False: ignore
-    the source at evaluation and run the target alone."""
-    eval_logits: str = "average"
-    """In eval mode with a source: 'average' returns (source + target logits) / 2 where they have
-    the same shape (the authors' classification inference), 'target' the mixed target's logits."""
-    blocks_path: str | None = None
-    """Name of the ModuleList of blocks (relative to the task model, e.g. 'bert.encoder.layer');
-    None: found automatically."""
-
-    def validate(self) -> "XMixupConfig":
-        if self.lambda_mode not in LAMBDA_MODES:
-            raise ConfigError(f"lambda_mode must be one of {LAMBDA_MODES}, got {self.lambda_mode!r}")
-        if not 0.0 <= self.lambda_0 <= 1.0:
-            raise ConfigError(f"lambda_0 must lie in [0, 1], got {self.lambda_0}")
-        if not 0.0 <= self.source_task_weight <= 1.0:
-            raise ConfigError(f"source_task_weight must lie in [0, 1], got {self.source_task_weight}")
-        for name in ("kl_weight", "mse_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.rep_pooling not in POOLINGS:
-            raise ConfigError(f"rep_pooling must be one of {POOLINGS}, got {self.rep_pooling!r}")
-        if self.eval_logits not in EVAL_LOGITS:
-            raise ConfigError(f"eval_logits must be one of {EVAL_LOGITS}, got {self.eval_logits!r}")
-        if self.num_heads is not None and self.num_heads < 1:
-            raise ConfigError(f"num_heads must be >= 1, got {self.num_heads}")
-        if not 0.0 <= self.attention_dropout < 1.0:
-            raise ConfigError(f"attention_dropout must lie in [0, 1), got {self.attention_dropout}")
-        return self
-
-    @classmethod
-    def paper_preset(cls, task: str, num_layers: int = 24, **overrides) -> "XMixupConfig":
-        """The authors' settings for 'classification' (XNLI, PAWS-X) or 'qa' (MLQA, XQuAD, TyDiQA),
-        with the mix layer scaled from their 24-block XLM-R Large to `num_layers` blocks."""
-        if task not in _PRESETS:
-            raise ConfigError(f"no X-Mixup preset for task {task!r}; known: {sorted(_PRESETS)}")
-        values = dict(_PRESETS[task])
-        values["mix_layer"] = min(num_layers - 1, round(values["mix_layer"] * num_layers / 24))
-        values.update(overrides)
-        return cls(**values).validate()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "XMixupConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown X-Mixup settings: {sorted(unknown)}")
-        return cls(**values).validate()
-
-
-# --------------------------------------------------------------------------------------- mixer
-def _masked_attention_entropy(scores: torch.Tensor, key_mask: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
-    """Entropy of softmax(scores) over the real keys, averaged over heads and real queries.
-
-    scores (B, H, Lq, Lk); key_mask (B, Lk), query_mask (B, Lq) with 1 for real tokens. Returns (B,).
-    """
-    keys = key_mask.bool()[:, None, None, :]
-    log_p = scores.masked_fill(~keys, torch.finfo(scores.dtype).min).log_softmax(-1)
-    p = log_p.exp() * keys
-    entropy = -(p * log_p.masked_fill(~keys, 0.0)).sum(-1)  # (B, H, Lq)
-    queries = query_mask.to(entropy.dtype)[:, None, :]
-    count = queries.sum((1, 2)) * scores.shape[1]
-    return (entropy * queries).sum((1, 2)) / count.clamp_min(1.0)
-
-
-def pair_entropy(scores: torch.Tensor, source_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
-    """H = entropy(target over source) + entropy(source over target) of one score matrix (B, H, Lt, Ls)."""
-    forward = _masked_attention_entropy(scores, source_mask, target_mask)
-    backward = _masked_attention_entropy(scores.transpose(-1, -2), target_mask, source_mask)
-    return forward + backward
-
-
-class XMixupMixer(nn.Module):
-    """Cross-attention of the target over the source plus the entropy-gated interpolation.
-
-    The value and output projections start as the identity and the query and key projections too,
-    so that at the start the cross-attended vector is a convex combination of source hidden states
-    (a point on the same manifold as h_T, as with the authors' reuse of the pretrained attention)
-    and the attention follows the similarity of the two sides' states. All of it is trained.
-    """
-
-    def __init__(self, hidden_size: int, num_heads: int, config: XMixupConfig):
-        super().__init__()
-        if hidden_size % num_heads:
-            raise ConfigError(f"num_heads={num_heads} does not divide the hidden size {hidden_size}")
-        self.hidden_size, self.num_heads = hidden_size, num_heads
-        self.head_dim = hidden_size // num_heads
-        self.lambda_mode, self.lambda_0 = config.lambda_mode, config.lambda_0
-        self.normalize_qk = config.normalize_qk
-        self.q_proj = nn.Linear(hidden_size, hidden_size)
-        self.k_proj = nn.Linear(hidden_size, hidden_size)
-        self.v_proj = nn.Linear(hidden_size, hidden_size)
-        self.o_proj = nn.Linear(hidden_size, hidden_size)
-        self.entropy_gate = nn.Linear(1, 1)
-        self.dropout = nn.Dropout(config.attention_dropout)
-        with torch.no_grad():
-            for proj in (self.q_proj, self.k_proj, self.v_proj, self.o_proj):
-                proj.weight.copy_(torch.eye(hidden_size))
-                proj.bias.zero_()
-            self.entropy_gate.weight.fill_(config.entropy_weight_init)
-            self.entropy_gate.bias.fill_(config.entropy_bias_init)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, target: torch.Tensor, source: torch.Tensor, source_mask: torch.Tensor,
-                target_mask: torch.Tensor | None = None, lam: torch.Tensor | None = None):
-        """target (B, Lt, d), source (B, Ls, d), masks 1 = real token. Returns (mixed target in the
-        target's dtype, lambda (B,), attention probabilities (B, H, Lt, Ls))."""
-        dtype = target.dtype
-        weight_dtype = self.q_proj.weight.dtype
-        t, s = target.to(weight_dtype), source.to(weight_dtype)
-        batch, t_len, d = t.shape
-        source_mask = source_mask.to(t.device)
-        if target_mask is None or target_mask.shape[-1] != t_len:
-            target_mask = torch.ones(batch, t_len, device=t.device, dtype=source_mask.dtype)
-        q_in = F.layer_norm(t, (d,)) if self.normalize_qk else t
-        k_in = F.layer_norm(s, (d,)) if self.normalize_qk else s
-        q, k, v = self._heads(self.q_proj(q_in)), self._heads(self.k_proj(k_in)), self._heads(self.v_proj(s))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, Lt, Ls)
-        keys = source_mask.bool()[:, None, None, :]
-        probs = scores.masked_fill(~keys, torch.finfo(scores.dtype).min).softmax(-1) * keys
-        context = (self.dropout(probs) @ v).transpose(1, 2).reshape(batch, t_len, d)
-        cross = self.o_proj(context)
-        if lam is None:
-            if self.lambda_mode == "fixed":
-                lam = torch.full((batch,), self.lambda_0, device=t.device, dtype=t.dtype)
-            else:
-                entropy = pair_entropy(scores, source_mask, target_mask)
-                lam = self.lambda_0 * torch.sigmoid(self.entropy_gate(entropy[:, None]))[:, 0]
-            lam = lam * (source_mask.sum(-1) > 0).to(lam.dtype)  # no source tokens: no mixing
-        weight = lam.to(t.dtype)[:, None, None]
-        mixed = (1.0 - weight) * t + weight * cross
-        return mixed.to(dtype), lam, probs
-
-
-# --------------------------------------------------------------------------------------- output
 @dataclass
 class XMixupOutput(ModelOutput):
     """What XMixupModel.forward returns when a source takes part (else the wrapped model's output)."""
@@ -256,17 +53,10 @@ class XMixupOutput(ModelOutput):
     source_representation: torch.Tensor | None = None
 
 
-# --------------------------------------------------------------------------------------- model
-def _inner_model(model: nn.Module) -> nn.Module:
-    """The transformers task model under a PEFT wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def find_transformer_blocks(model: nn.Module, blocks_path: str | None = None) -> tuple[str, nn.ModuleList]:
     """(name, ModuleList) of the numbered transformer blocks, e.g. ('bert.encoder.layer', ...) or
     ('model.layers', ...); names are relative to the task model under any PEFT wrapper."""
-    inner = _inner_model(model)
+    inner = task_model(model)
     if blocks_path is not None:
         try:
             blocks = inner.get_submodule(blocks_path)
@@ -291,17 +81,9 @@ def find_transformer_blocks(model: nn.Module, blocks_path: str | None = None) ->
             "could not find the transformer blocks (a ModuleList with one entry per layer) in "
             f"{type(inner).__name__}; set XMixupConfig.blocks_path, e.g. 'model.layers'"
         )
-    prefix = next(n for n, m in inner.named_modules() if m is stack)
+    prefix = submodule_name(inner, stack)
     full = f"{prefix}.{name}" if prefix and name else (prefix or name)
     return full, module
-
-
-def _is_decoder(model: nn.Module) -> bool:
-    inner = _inner_model(model)
-    config = inner.config
-    if getattr(config, "is_encoder_decoder", False):
-        return False
-    return bool(getattr(config, "is_decoder", False)) or type(inner).__name__.endswith("ForCausalLM")
 
 
 class _State:
@@ -356,14 +138,13 @@ class XMixupModel(nn.Module):
         if not 0 <= index < len(blocks):
             raise ConfigError(f"mix_layer={config.mix_layer} is out of range: the model has {len(blocks)} blocks")
         self.mix_index = index
-        model_config = text_config(_inner_model(model))
-        hidden = getattr(model_config, "hidden_size", None) or getattr(model_config, "d_model", None)
-        heads = config.num_heads or getattr(model_config, "num_attention_heads", None) or \
-            getattr(model_config, "num_heads", None)
+        inner = task_model(model)
+        hidden = hidden_size(inner)
+        heads = config.num_heads or attention_heads(inner)
         if hidden is None or heads is None:
             raise ConfigError("the model config names no hidden size or number of heads; set num_heads")
-        self.is_decoder = _is_decoder(model)
-        self.is_encoder_decoder = bool(getattr(_inner_model(model).config, "is_encoder_decoder", False))
+        self.is_decoder = is_decoder_only(inner)
+        self.is_encoder_decoder = is_encoder_decoder(inner)
         self.pooling = config.rep_pooling if config.rep_pooling != "auto" else \
             ("mean" if self.is_decoder else "first")
         device = next(model.parameters()).device
@@ -373,7 +154,7 @@ class XMixupModel(nn.Module):
         self._state = _State()
         self._handles = [
             blocks[index].register_forward_hook(self._block_hook, with_kwargs=True),
-            fusing_stack(_inner_model(model)).register_forward_hook(self._final_hook),
+            fusing_stack(inner).register_forward_hook(self._final_hook),
         ]
 
     # ------------------------------------------------------------------------------ hooks
@@ -576,21 +357,13 @@ class XMixupModel(nn.Module):
         return self._state.attention
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        return {name: p for name, p in self.named_parameters() if p.requires_grad}
+        return trainable_parameters(self)
 
     def num_trainable_parameters(self) -> tuple[int, int]:
-        trainable = sum(p.numel() for p in self.trainable_parameters().values())
-        return trainable, sum(p.numel() for p in self.parameters())
+        return parameter_counts(self, self.trainable_parameters())
 
     def gradient_checkpointing_enable(self, use_reentrant: bool = False) -> None:
-        inner = _inner_model(self.model)
-        if use_reentrant:
-            inner.enable_input_require_grads()
-        kwargs = {"use_reentrant": use_reentrant}
-        if hasattr(inner, "activation_checkpointing_enable"):
-            inner.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        enable_gradient_checkpointing(task_model(self.model), {"use_reentrant": use_reentrant})
 
     def remove_hooks(self) -> None:
         """Detach from the wrapped model (which then behaves as before wrapping)."""
@@ -602,7 +375,7 @@ class XMixupModel(nn.Module):
         """xmixup_config.json + xmixup_weights.safetensors (every trainable parameter)."""
         directory = Path(directory)
         save_weights(self.trainable_parameters(), directory / WEIGHTS_NAME, {"format": "flare-xmixup"})
-        (directory / CONFIG_NAME).write_text(json.dumps(self.xmixup_config.to_dict(), indent=2) + "\n")
+        write_text_atomic(directory / CONFIG_NAME, json.dumps(self.xmixup_config.to_dict(), indent=2) + "\n")
         return directory
 
     @classmethod

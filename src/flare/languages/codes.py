@@ -1,37 +1,12 @@
-"""Which language code each translation model family expects, for the languages our tasks use.
-
-One written-down table (``LANGUAGES``), so a reader can check every mapping by eye. Each
-``Language`` has a canonical ``code`` (ISO 639-1 where the language has one, else ISO 639-3,
-the codes the task loaders use) and accepts aliases: its ISO 639-3 code, its English name, the
-NusaX folder name (``javanese``, ``toba_batak``, ...), the authors' codes (``ben``, ``tel``,
-``ind``, ``bbc``, ``nij``) and its NLLB code itself.
-
-Model families:
-
-* **NLLB-200** (``facebook/nllb-200-*``): FLORES-200 codes ``xxx_Scrp``. NLLB-200 has no
-  Madurese (mad), Ngaju (nij) or Toba Batak (bbc); like the authors' code we map those to
-  Indonesian (``ind_Latn``), but with an explicit ``fallback`` reason so that callers can warn
-  or refuse (``allow_fallback=False``).
-* **M2M100** (``facebook/m2m100_*``): ISO 639-1 codes, language tokens ``__xx__``. It lacks the
-  Indonesian regional languages except Javanese and Sundanese (fallback: Indonesian, flagged),
-  and Telugu (no fallback: refused).
-* **Marian / OPUS-MT** (``Helsinki-NLP/opus-mt-SRC-TGT``): one direction per model, named with
-  ISO 639-1 codes where they exist and ISO 639-3 otherwise; multi-target models select the
-  target with a ``>>xxx<<`` token (ISO 639-3, sometimes with a script). ``marian`` lists the
-  candidate codes, preferred first; which ones a model knows is read from its tokenizer.
-
-`detect_family(tokenizer, config)` tells which of these a translation model (or the FLARE-MT
-encoder of one) is, from its tokenizer and config.
-
-The NLLB and M2M100 codes are checked in the tests against the language lists that ship with
-``transformers`` (``tokenization_nllb.FAIRSEQ_LANGUAGE_CODES`` and the M2M100 equivalent).
-"""
+"""Our language codes and what each translation model family calls them: one written-down table
+(``LANGUAGES``), so a reader can check every mapping by eye, and the look-ups over it. The
+families and the fallbacks are described in ``flare.languages``."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flare.errors import ConfigError
 
@@ -214,29 +189,3 @@ def markdown_table() -> str:
         marian = ", ".join(f"`{c}`" for c in lang.marian)
         rows.append(f"| `{lang.code}` | {lang.name} | {', '.join(aliases)} | {nllb} | {m2m} | {marian} |")
     return "\n".join(rows)
-
-
-def detect_family(tokenizer: Any, config: Any = None) -> str:
-    """One of ``nllb``, ``m2m100``, ``marian``, ``tagged``, ``plain`` (see the module doc)."""
-    model_type = getattr(config, "model_type", None)
-    cls = type(tokenizer).__name__.lower()
-    if model_type == "marian" or cls.startswith("marian"):
-        return "marian"
-    if hasattr(tokenizer, "lang_code_to_id") and hasattr(tokenizer, "get_lang_id"):
-        return "m2m100"
-    if cls.startswith("nllb") or _token_id(tokenizer, "eng_Latn") is not None:
-        return "nllb"
-    if hasattr(tokenizer, "src_lang"):
-        return "tagged"
-    return "plain"
-
-
-def _token_id(tokenizer: Any, token: str) -> int | None:
-    """The id of ``token`` when the tokenizer has it as one token, else None."""
-    try:
-        token_id = tokenizer.convert_tokens_to_ids(token)
-    except (KeyError, ValueError, TypeError):
-        return None
-    if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
-        return None
-    return int(token_id)
