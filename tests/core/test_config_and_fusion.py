@@ -15,7 +15,7 @@ def test_config_json_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(fusion="concat"), "valid fusion functions: add, add_relu, cross_attention, mul, mul_relu"),
+        (dict(fusion="concat"), "valid fusion functions: add, add_relu, cross_attention, gated_add_relu, mul, mul_relu"),
         (dict(r=0), "r must be a positive integer"),
         (dict(dropout=1.5), "dropout"),
         (dict(source_layer_offset=-1), "source_layer_offset"),
@@ -69,3 +69,29 @@ def test_cross_attention_ignores_source_padding_and_handles_empty_source():
     # A row without any source keeps the target unchanged (plain LoRA).
     assert torch.allclose(out[1], target[1])
     assert torch.isfinite(out).all()
+
+
+def test_the_gated_fusion_starts_as_add_relu_and_its_gate_learns_from_both_sides():
+    from flare.core.model import get_flare_model
+    from flare.testing.tiny_models import random_batch, tiny_model
+
+    batch = random_batch("bert")
+    source = random_batch("bert", length=5, seed=4, labels=False)
+    kwargs = dict(source_input_ids=source["input_ids"], source_attention_mask=source["attention_mask"])
+    outputs = {}
+    for fusion in ("add_relu", "gated_add_relu"):
+        model = get_flare_model(tiny_model("bert"), FlareConfig(fusion=fusion, init_seed=0))
+        with torch.no_grad():  # the same trained-like LoRA weights in both
+            generator = torch.Generator().manual_seed(1)
+            for name, param in model.trainable_parameters().items():
+                if "lora_B" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+        model.eval()
+        outputs[fusion] = model(**batch, **kwargs).logits
+    torch.testing.assert_close(outputs["gated_add_relu"], outputs["add_relu"], rtol=0, atol=0)
+    gates = {n: p for n, p in model.trainable_parameters().items() if n.startswith("fusions.")}
+    assert len(gates) == 3 * len(model.fuse_names) and all(p.numel() == 8 for p in gates.values())
+    model.train()
+    model(**batch, **kwargs).loss.backward()
+    for name in ("source_weight", "target_weight", "bias"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in gates.items() if n.endswith(name)), name

@@ -21,7 +21,7 @@ def trained_like(model, seed=0):
 
 
 @pytest.mark.parametrize("family, fusion", [("bert", "add_relu"), ("bert", "cross_attention"),
-                                            ("gemma3", "mul"), ("mt5", "add")])
+                                            ("gemma3", "mul"), ("mt5", "add"), ("gemma3", "gated_add_relu")])
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, family, fusion):
     base = tiny_model(family)
     fresh_base = copy.deepcopy(base)

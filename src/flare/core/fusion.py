@@ -2,8 +2,10 @@
 
 Both arguments are r-dimensional (they went through the same down-projection A).
 A positional fusion is one small function of position-aligned tensors (..., r); register a
-new one with ``@register_fusion("name")``. A sequence fusion is an nn.Module class whose
-forward gets the whole source sequence and its padding mask: it may mix positions.
+new one with ``@register_fusion("name")``. A fusion with learned parameters is an nn.Module
+class, built once per fused module with ``(r, heads)``: a *positional* one (class attribute
+``positional = True``) gets the same position-aligned (source, target) as a function; a
+*sequence* one gets the whole source sequence and its padding mask, and may mix positions.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ def register_fusion(name: str):
     return decorator
 
 
-def is_sequence_fusion(name: str) -> bool:
+def has_parameters(name: str) -> bool:
+    """The fusion is a module class (built per fused module, its parameters trained and saved)."""
     return isinstance(FUSIONS[name], type)
+
+
+def is_sequence_fusion(name: str) -> bool:
+    return has_parameters(name) and not getattr(FUSIONS[name], "positional", False)
 
 
 @register_fusion("add")
@@ -80,3 +87,25 @@ class CrossAttentionFusion(nn.Module):
         probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)
         mixed = (probs @ v).transpose(1, 2).reshape(batch, t_len, r)
         return target + mixed
+
+
+@register_fusion("gated_add_relu")
+class GatedAddReLU(nn.Module):
+    """A learned gate on the source: phi(S, T) = relu(T) + 2 g * relu(S), with
+    g = sigmoid(w_s * S + w_t * T + b) per position and per bottleneck dimension (3r parameters
+    per fused module). It starts as add_relu (w_s = w_t = b = 0: g = 1/2) and learns, from both
+    sides, how much of the English to take in: nothing (g -> 0, a LoRA with a ReLU in its
+    bottleneck) up to twice add_relu's share.
+    """
+
+    positional = True
+
+    def __init__(self, r: int, heads: int = 1):
+        super().__init__()
+        self.source_weight = nn.Parameter(torch.zeros(r))
+        self.target_weight = nn.Parameter(torch.zeros(r))
+        self.bias = nn.Parameter(torch.zeros(r))
+
+    def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.source_weight * source + self.target_weight * target + self.bias)
+        return F.relu(target) + 2 * gate * F.relu(source)

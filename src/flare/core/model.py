@@ -45,7 +45,7 @@ from torch import nn
 from flare.core.alignment import Alignment, gather_positions
 from flare.core.config import FlareConfig
 from flare.core.fingerprint import model_fingerprint
-from flare.core.fusion import FUSIONS, is_sequence_fusion
+from flare.core.fusion import FUSIONS, has_parameters, is_sequence_fusion
 from flare.core import sharing
 from flare.core.introspect import (
     BlockAddress,
@@ -278,7 +278,7 @@ class FlareModel(nn.Module):
 
     def _build_fusions(self, config: FlareConfig) -> nn.ModuleDict:
         fusions = nn.ModuleDict()
-        if is_sequence_fusion(config.fusion):
+        if has_parameters(config.fusion):
             for name in self.fuse_names:
                 fusions[name.replace(".", "__")] = FUSIONS[config.fusion](config.r, config.cross_attention_heads)
         return fusions
@@ -603,6 +603,7 @@ def _fusion_hook(this, name: str, layer: LoraLayer):
     fusion_key = name.replace(".", "__")
     fusion_name = model.flare_config.fusion
     sequence_fusion = is_sequence_fusion(fusion_name)  # decided once, not on every call
+    learned = has_parameters(fusion_name)
     del model
 
     def hook(lora_a: nn.Linear, args, target: torch.Tensor):
@@ -631,7 +632,7 @@ def _fusion_hook(this, name: str, layer: LoraLayer):
         index, valid = index.to(target.device), valid.to(target.device)
         # A is position-wise: gathering before projecting is the same and costs less.
         source_r = F.linear(dropout(gather_positions(source, index)), lora_a.weight)
-        fused = FUSIONS[fusion_name](source_r, target)
+        fused = model.fusions[fusion_key](source_r, target) if learned else FUSIONS[fusion_name](source_r, target)
         return torch.where(valid[..., None], fused, target)
 
     return hook
