@@ -578,3 +578,25 @@ def test_the_old_module_paths_still_import():
     assert stats.paired_bootstrap is new_stats.paired_bootstrap is paired_bootstrap
     for module in (compare, report, report_training, stats):
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_score_against_mt_chrf_plot_only_with_english_mt(run_dir, tmp_path):
+    from flare.results.plot import english_mt_chrf
+    from flare.translation.quality import QualityTable, quality_path
+
+    assert "score-vs-chrf.png" not in [p.name for p in write_report(run_dir)]  # human English: no plot
+    table = QualityTable(quality_path(run_dir))
+    for language, split, src, tgt, chrf in [("jav", "test", "jav", "en", 31.5), ("sun", "test", "sun", "en", 44.0),
+                                            ("jav", "validation", "jav", "en", 30.0),
+                                            ("sun", "train", "en", "sun", 12.0)]:  # MT into the target: not the English side
+        table.add({"model": "gemma3-270m", "language": language, "split": split, "src": src, "tgt": tgt,
+                   "segments": 10, "chrf": chrf, "bleu": 5.0, "mode": "mt-english"})
+    assert english_mt_chrf(run_dir, "test") == {"jav": 31.5, "sun": 44.0}
+    assert english_mt_chrf(run_dir, "train") == {}
+    png = run_dir / "report" / "score-vs-chrf.png"
+    assert png in write_report(run_dir) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    one = populate(tmp_path / "one", {"flare": {"jav": (0.7, 0.7, 0.7)}})  # one language: nothing to plot
+    QualityTable(quality_path(one)).add({"model": "m", "language": "jav", "split": "test", "src": "jav", "tgt": "en",
+                                         "segments": 1, "chrf": 30.0, "bleu": 1.0})
+    assert "score-vs-chrf.png" not in [p.name for p in write_report(one)]

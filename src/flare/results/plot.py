@@ -119,3 +119,49 @@ def plot_curves(report, out_dir: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, dpi=110, format="png")
         paths.append(path)
     return paths
+
+
+def english_mt_chrf(run_dir: str | os.PathLike, split: str) -> dict[str, float]:
+    """language -> chrF of the machine-translated English side of ``split`` (stage 2's quality
+    table, ``translations/quality.json``); empty when the experiment used no MT into English."""
+    from flare.translation.quality import QualityTable, quality_path
+
+    path = quality_path(run_dir)
+    if not path.is_file():
+        return {}
+    return {row["language"]: float(row["chrf"]) for row in QualityTable(path).rows
+            if row.get("split") == split and row.get("tgt") != row.get("language")
+            and isinstance(row.get("chrf"), (int, float)) and "language" in row}
+
+
+def plot_score_vs_chrf(report, chrf: dict[str, float], path: str | os.PathLike) -> Path | None:
+    """``score-vs-chrf.png``: per method, its mean score in each language against the chrF of that
+    language's English MT (x), the languages joined in chrF order and labelled. None (nothing
+    written) when fewer than two languages have both a chrF and a score."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    languages = sorted((lang for lang in report.languages if lang in chrf), key=lambda lang: chrf[lang])
+    if len(languages) < 2:
+        return None
+    fig = Figure(figsize=(6.4, 4.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, row in enumerate(report.rows):
+        points = [(chrf[lang], row.cell(lang).mean * report.scale, lang) for lang in languages
+                  if row.cell(lang) is not None]
+        if not points:
+            continue
+        ax.plot([x for x, _, _ in points], [y for _, y, _ in points], "-o", color=f"C{i % 10}", label=row.method)
+    for lang in languages:
+        ax.axvline(chrf[lang], color="grey", linestyle=":", linewidth=0.8)
+        ax.annotate(lang, (chrf[lang], 0), xycoords=("data", "axes fraction"), xytext=(2, 3),
+                    textcoords="offset points", fontsize=8, color="grey")
+    ax.set_xlabel(f"chrF of the English MT ({report.split})")
+    ax.set_ylabel(f"{report.metric} ({report.split}, %, mean over seeds)")
+    ax.set_title(f"{report.task or 'unknown task'} · {report.model or 'unknown model'}: score against MT quality")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    return Path(path)

@@ -19,6 +19,8 @@ Outputs (``Report.write``, by default into ``<run_dir>/report/``):
 ``timings.csv``    per method: runs, and the mean of each timing (``train_seconds_mean``,
                    ``eval_seconds_mean``, then any other timing key) over the runs reporting it.
 ``budget.csv``, ``curves-<method>.png``  the budget table and the learning curves.
+``score-vs-chrf.png``  with a machine-translated English side only: each method's score per
+                   language against that language's MT chrF (:func:`plot.plot_score_vs_chrf`).
 ``selection.csv``  with ``select_on`` only: every candidate variant, its score on the selection
                    split and whether it was chosen.
 """
@@ -36,7 +38,7 @@ from typing import Any
 from flare.io import write_text_atomic
 from flare.results import training
 from flare.results.aggregate import fmt_number
-from flare.results.plot import DAGGER, plot_comparison, plot_curves
+from flare.results.plot import DAGGER, english_mt_chrf, plot_comparison, plot_curves, plot_score_vs_chrf
 from flare.results.schema import AVG, method_sort_key
 
 MISSING = "–"
@@ -44,6 +46,7 @@ POST_HOC = "(post-hoc)"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 COMPARISON_PNG = "comparison.png"
+SCORE_VS_CHRF_PNG = "score-vs-chrf.png"
 TIMINGS_CSV = "timings.csv"
 SELECTION_CSV = "selection.csv"
 CSV_COLUMNS = ("task", "model", "method", "language", "metric", "split", "mean", "std", "n", "seeds")
@@ -182,7 +185,13 @@ class ReportText:
         self.plot(paths[2])
         timing_columns = list(self.timing_rows[0]) if self.timing_rows else ["method", "runs"]
         write_text_atomic(paths[3], csv_text(timing_columns, self.timing_rows))
-        return paths + _write_selection(self, out) + write_training_files(self, out)
+        return paths + _write_selection(self, out) + write_training_files(self, out) + self._write_chrf_plot(out)
+
+    def _write_chrf_plot(self, out: Path) -> list[Path]:
+        """score-vs-chrf.png when the English side of the reported split was machine-translated."""
+        chrf = english_mt_chrf(self.run_dir, self.split) if self.run_dir else {}
+        path = plot_score_vs_chrf(self, chrf, out / SCORE_VS_CHRF_PNG) if chrf else None
+        return [path] if path else []
 
     def plot(self, path: str | os.PathLike) -> Path:
         """comparison.png: a grouped bar chart, x = languages + avg, a bar per method."""
