@@ -22,10 +22,9 @@ The names below load torch and transformers when first used (PEP 562), so import
 
 from __future__ import annotations
 
-import importlib
-
 from flare.errors import ConfigError
 from flare.heads.settings import QASettings
+from flare.lazy import lazy_exports
 
 _EXPORTS = {
     "BaseHead": "flare.heads.base",
@@ -44,13 +43,7 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "QASettings", "create_head", "model_kind"])
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def model_kind(config) -> str:
