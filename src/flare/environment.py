@@ -39,7 +39,16 @@ def git_state() -> dict[str, str | bool] | None:
     return {"commit": commit, "dirty": bool(status.strip())} if commit else None
 
 
+def portable_path(path: str) -> str:
+    """A local path with the home folder written as ``~`` (result files are shared and committed:
+    they should not carry the user's home path); hub ids and other paths are kept as they are."""
+    home = str(Path.home())
+    if home not in ("", "/") and (path == home or path.startswith(home.rstrip("/") + "/")):
+        return "~" + path[len(home.rstrip("/")):]
+    return path
+
+
 def environment_record(model: str, resolved: str, revision: str | None, device: str) -> dict:
     return {"python": platform.python_version(), **package_versions(), "git": git_state(), "model": model,
-            "model_resolved": resolved, "model_revision": revision,
+            "model_resolved": portable_path(resolved), "model_revision": revision,
             "device": device}
