@@ -42,10 +42,10 @@ def git_state() -> dict[str, str | bool] | None:
 def portable_path(path: str) -> str:
     """A local path with the home folder written as ``~`` (result files are shared and committed:
     they should not carry the user's home path); hub ids and other paths are kept as they are."""
-    home = str(Path.home())
-    if home not in ("", "/") and (path == home or path.startswith(home.rstrip("/") + "/")):
-        return "~" + path[len(home.rstrip("/")):]
-    return path
+    home, local = Path.home(), Path(path)
+    if home == Path("/") or not local.is_relative_to(home):
+        return path
+    return str(Path("~") / local.relative_to(home))
 
 
 def environment_record(model: str, resolved: str, revision: str | None, device: str) -> dict:
