@@ -39,3 +39,17 @@ def test_all_linear_lora_with_query_value_fusion():
     lora = model.flare_config.resolved_target_modules
     assert any(n.endswith("mlp.down_proj") for n in lora) and not any(n.endswith("lm_head") for n in lora)
     assert all(n.endswith(("q_proj", "v_proj")) for n in model.fuse_names) and len(model.fuse_names) == 6
+
+
+def test_parameter_groups_give_a_learned_fusion_its_own_learning_rate_and_nothing_else():
+    model = get_flare_model(tiny_model("bert"), FlareConfig(fusion="gated_add_relu", init_seed=0))
+    trainable = {id(p) for p in model.trainable_parameters().values()}
+    gates = {id(p) for p in model.fusions.parameters()}
+    assert gates and gates < trainable
+    (single,) = model.parameter_groups(1e-3)  # ratio 1: one group, as before the setting existed
+    assert single["lr"] == 1e-3 and {id(p) for p in single["params"]} == trainable
+    rest, fused = model.parameter_groups(1e-3, fusion_lr_ratio=30)
+    assert {id(p) for p in fused["params"]} == gates and fused["lr"] == pytest.approx(3e-2)
+    assert {id(p) for p in rest["params"]} == trainable - gates and rest["lr"] == 1e-3
+    plain = get_flare_model(tiny_model("bert"), FlareConfig(fusion="add_relu", init_seed=0))
+    assert len(plain.parameter_groups(1e-3, fusion_lr_ratio=30)) == 1  # no learned fusion: nothing to split

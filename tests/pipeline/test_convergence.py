@@ -160,6 +160,7 @@ def test_an_interrupted_early_stopping_run_resumes_exactly(pieces, tmp_path):
     ({"eval_every": 50}, "eval_every must be"),
     ({"patience": 0}, "patience must be at least 1"),
     ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be at least 1"),
+    ({"fusion_lr_ratio": 0}, "fusion_lr_ratio must be positive"),
 ])
 def test_bad_convergence_settings_fail_when_the_config_is_read(settings, message):
     overrides = [f"train.{k}={v}" for k, v in settings.items()]

@@ -332,3 +332,28 @@ def test_only_a_flare_method_may_search_fusion_settings_and_a_bad_value_fails_wh
         load_config(None, ["methods=[{name: flare, method: flare, search: {fusion: [nope]}}]"])
     with pytest.raises(ConfigError, match="source_layer_offset"):
         load_config(None, ["methods=[{name: flare, method: flare, search: {source_layer_offset: [one]}}]"])
+
+
+def test_fusion_lr_ratio_moves_the_learned_gate_further_in_the_same_short_run(tmp_path, tiny_checkpoints):
+    """At LoRA's rate a gate behind LoRA's zero-initialised B hardly moves in a short run; its own
+    (config) rate moves it, and leaves a method without a learned fusion exactly as it was."""
+    from safetensors.torch import load_file
+
+    from flare.core.model import WEIGHTS_NAME
+
+    methods = "[{name: gated, method: flare, fusion: gated_add_relu}, lora]"
+    gate_size, lora_scores = {}, {}
+    for ratio in (1, 100):
+        out = tmp_path / f"ratio-{ratio}"
+        experiment = Experiment(config(out, tiny_checkpoints["bert"], methods, "train.learning_rate=1e-3",
+                                       "train.epochs=2", f"train.fusion_lr_ratio={ratio}"), log=lambda m: None)
+        experiment.run()
+        weights = load_file(experiment.adapter_dir(experiment.method("gated"), "jav", 1) / WEIGHTS_NAME)
+        gates = [t for n, t in weights.items() if n.startswith("fusions.")]
+        assert gates
+        gate_size[ratio] = max(t.abs().max().item() for t in gates)
+        result = json.loads((out / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
+        lora_scores[ratio] = result["predictions"]
+        assert result["budget"]["hyperparameters"]["fusion_lr_ratio"] == ratio
+    assert gate_size[100] > 10 * gate_size[1], gate_size
+    assert lora_scores[1] == lora_scores[100]

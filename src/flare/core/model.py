@@ -449,6 +449,21 @@ class FlareModel(nn.Module):
         params = dict(self.named_parameters())
         return {name: params[name] for name in self.adapter_parameter_names}
 
+    def parameter_groups(self, learning_rate: float, fusion_lr_ratio: float = 1.0) -> list[dict]:
+        """Optimizer parameter groups of the trainable weights, e.g. for a Trainer's `optimizers=`:
+        ``torch.optim.AdamW(model.parameter_groups(1e-3, fusion_lr_ratio=30))``. With a ratio other
+        than 1, a learned fusion's own parameters (`fusions`: a gate, cross-attention's projections)
+        form a second group at learning_rate * fusion_lr_ratio. (A gate sits behind LoRA's
+        zero-initialised B, so its gradients grow only as B does: at LoRA's rate it barely moves in
+        a run of a few hundred steps.)"""
+        trainable = list(self.trainable_parameters().values())
+        own = {id(p) for p in self.fusions.parameters()} if fusion_lr_ratio != 1 else set()
+        fused = [p for p in trainable if id(p) in own]
+        if not fused:
+            return [{"params": trainable, "lr": learning_rate}]
+        return [{"params": [p for p in trainable if id(p) not in own], "lr": learning_rate},
+                {"params": fused, "lr": learning_rate * fusion_lr_ratio}]
+
     def num_trainable_parameters(self) -> tuple[int, int]:
         return parameter_counts(self, self.trainable_parameters())
 

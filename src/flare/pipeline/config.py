@@ -55,6 +55,9 @@ class TrainConfig:
     patience: int | None = None  # stop after this many evaluations without a better validation score
     gradient_accumulation_steps: int = 1  # optimizer step every N batches (accelerate's accumulate)
     max_grad_norm: float | None = None  # clip the gradient norm (accelerate's clip_grad_norm_); None: no clipping
+    # a learned fusion's own parameters (gated_add_relu's gate, cross_attention's projections) train at
+    # learning_rate * fusion_lr_ratio (docs/core.md, "Fusion functions"); no effect on other methods
+    fusion_lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         self.eval_interval()  # a bad eval_every fails when the config is read
@@ -62,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be at least 1 (or null: no early stopping), got {self.patience}")
         if self.gradient_accumulation_steps < 1:
             raise ConfigError(f"gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
+        if self.fusion_lr_ratio <= 0:
+            raise ConfigError(f"fusion_lr_ratio must be positive, got {self.fusion_lr_ratio}")
         if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1:
             raise ConfigError("epochs and learning_rate must be positive and batch_size at least 1, got "
                               f"{self.epochs}, {self.learning_rate}, {self.batch_size}")

@@ -128,7 +128,11 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
     if not params:
         raise FlareError("the model has no trainable parameters")
     n_trainable = sum(p.numel() for p in params.values())
-    optimizer = torch.optim.AdamW(params.values(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    groups = (model.parameter_groups(config.learning_rate, config.fusion_lr_ratio)
+              if hasattr(model, "parameter_groups") else [{"params": list(params.values())}])
+    if config.fusion_lr_ratio != 1 and len(groups) == 1:
+        log(f"{desc}: fusion_lr_ratio={config.fusion_lr_ratio} has no effect: the model has no learned fusion")
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     train_features = list(train_features)
     if config.group_by_length:

@@ -77,7 +77,7 @@ SEED_FILE = re.compile(r"^seed-(-?\d+)\.json$")
 
 #: The training settings a result file records (budget.hyperparameters) and the budget table shows.
 HYPERPARAMETERS = ("learning_rate", "epochs", "batch_size", "gradient_accumulation_steps", "max_grad_norm",
-                   "warmup_ratio", "weight_decay", "patience", "eval_every", "max_train_examples")
+                   "warmup_ratio", "weight_decay", "patience", "eval_every", "max_train_examples", "fusion_lr_ratio")
 
 
 # ============================================================================ writing

@@ -55,7 +55,8 @@ def _mean(values: list[float]) -> float | None:
 _SHOWN = {"learning_rate": ("lr", None), "epochs": ("epochs ≤", None), "batch_size": ("batch", None),
           "gradient_accumulation_steps": ("accumulation", 1), "max_grad_norm": ("clip", "null"),
           "warmup_ratio": ("warmup", 0.1), "weight_decay": ("wd", 0.0), "patience": ("patience", "null"),
-          "eval_every": ("eval every", "epoch"), "max_train_examples": ("train examples", "null")}
+          "eval_every": ("eval every", "epoch"), "max_train_examples": ("train examples", "null"),
+          "fusion_lr_ratio": ("fusion lr ×", 1.0)}
 
 
 def _hyperparameters_text(settings: list[dict]) -> str:
