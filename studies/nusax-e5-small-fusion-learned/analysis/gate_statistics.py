@@ -25,7 +25,7 @@ from flare.pipeline.runner import Experiment
 
 CONFIG = "configs/study/nusax-e5-small-fusion-learned.yaml"
 METHOD = "flare-gated_add_relu"
-experiment = Experiment(load_config(CONFIG, ["threads=2"]), log=lambda message: None)
+experiment = Experiment(load_config(CONFIG, ["threads=1"]), log=lambda message: None)
 config, head = experiment.config, experiment.head
 method = experiment.method(METHOD)
 gates: list[torch.Tensor] = []
