@@ -96,7 +96,11 @@ def test_answer_tokens_get_plain_lora_with_start_pairing():
         fused = model(**batch, source_input_ids=source, target_lengths=lengths).logits
         # the same pass with the source cut to the prompt's partner: tokens after it never paired
         cut = model(**batch, source_input_ids=source[:, :4]).logits
-    torch.testing.assert_close(fused, cut, rtol=0, atol=0)
+        unlimited = model(**batch, source_input_ids=source).logits  # every token paired
+    # equal up to float rounding: the causal source pass over 9 or 4 tokens may round its first 4
+    # positions differently on some CPUs (kernels chosen by shape); pairing the answer tokens differs by far more
+    torch.testing.assert_close(fused, cut, rtol=0, atol=1e-6)
+    assert (unlimited - cut).abs().max() > 1e-3
 
 
 # ----------------------------------------------------------------------- 3. checkpointing
