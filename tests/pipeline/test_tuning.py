@@ -342,7 +342,7 @@ def test_fusion_lr_ratio_moves_the_learned_gate_further_in_the_same_short_run(tm
     from flare.core.model import WEIGHTS_NAME
 
     methods = "[{name: gated, method: flare, fusion: gated_add_relu}, lora]"
-    gate_size, lora_scores = {}, {}
+    gate_size, lora_predictions = {}, {}
     for ratio in (1, 100):
         out = tmp_path / f"ratio-{ratio}"
         experiment = Experiment(config(out, tiny_checkpoints["bert"], methods, "train.learning_rate=1e-3",
@@ -353,7 +353,7 @@ def test_fusion_lr_ratio_moves_the_learned_gate_further_in_the_same_short_run(tm
         assert gates
         gate_size[ratio] = max(t.abs().max().item() for t in gates)
         result = json.loads((out / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
-        lora_scores[ratio] = result["predictions"]
+        lora_predictions[ratio] = result["predictions"]
         assert result["budget"]["hyperparameters"]["fusion_lr_ratio"] == ratio
     assert gate_size[100] > 10 * gate_size[1], gate_size
-    assert lora_scores[1] == lora_scores[100]
+    assert lora_predictions[1] == lora_predictions[100]

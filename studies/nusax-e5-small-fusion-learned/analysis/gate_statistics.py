@@ -11,17 +11,18 @@ Run from the repository root after the final runs:
     python studies/nusax-e5-small-fusion-learned/analysis/gate_statistics.py
 """
 
-import csv
 import json
 from pathlib import Path
 
 import torch
 
 from flare.core.fusion import GatedAddReLU
+from flare.io import write_text_atomic
 from flare.pipeline import stages
 from flare.pipeline.config import load_config
 from flare.pipeline.data import build_features
 from flare.pipeline.runner import Experiment
+from flare.results.render import csv_text
 
 CONFIG = "configs/study/nusax-e5-small-fusion-learned.yaml"
 METHOD = "flare-gated_add_relu"
@@ -75,9 +76,5 @@ for language in config.languages:
             "share_above_0.75": round((values > 0.75).float().mean().item(), 4),
         })
         print(rows[-1])
-out = Path(__file__).with_name("gate_statistics.csv")
-with out.open("w", newline="") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+out = write_text_atomic(Path(__file__).with_name("gate_statistics.csv"), csv_text(list(rows[0]), rows))
 print(out.read_text())
