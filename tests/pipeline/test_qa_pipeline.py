@@ -130,6 +130,42 @@ def test_tydiqa_english_stage1_runs_on_the_shared_data(tmp_path, qa_checkpoints,
     assert set(stage1["test"]) == {"exact_match", "f1"} and stage1["history"][0]["validation"] >= 0
 
 
+def test_a_qa_stage1_model_is_borrowed_from_another_experiment(tmp_path, qa_checkpoints, qa_data_root, data_root):
+    """stage1_from: TyDiQA zero-shot on the stage-1 model an XQuAD experiment trained, read from that
+    experiment's folder, never retrained or copied; a missing or unfit model is refused clearly."""
+    from flare.errors import ConfigError
+
+    lender = Experiment(qa_config(tmp_path / "xquad", qa_checkpoints["bert"], qa_data_root, "bert", ["zero-shot"]),
+                        log=lambda m: None)
+    folder = lender.stage1()
+    weights = folder / "adapter_model.safetensors"
+    made = weights.stat().st_mtime_ns
+
+    def borrower(lent_from):
+        return Experiment(load_config(None, [
+            "task=tydiqa", "languages=[sw]", f"data_dir={data_root}", f"model={qa_checkpoints['bert']}",
+            f"output_dir={tmp_path / 'tydiqa'}", "methods=[zero-shot]", "train.max_length=64",
+            f"stage1_from={lent_from}", "threads=2"]), log=lambda m: None)
+
+    [path] = borrower(tmp_path / "xquad" / "run").run()
+    result = json.loads(path.read_text())
+    assert (tmp_path / "tydiqa" / "results" / "zero-shot" / "sw" / "seed-1.json") == path
+    assert (tmp_path / "tydiqa" / result["stage1"]["dir"]).resolve() == folder.resolve()
+    assert not (tmp_path / "tydiqa" / "stage1").exists() and weights.stat().st_mtime_ns == made
+    assert set(result["metrics"]["test"]) == {"exact_match", "f1"} and len(result["predictions"]["gold"]) > 100
+
+    with pytest.raises(ConfigError, match="holds no stage-1 model.*flare finetune"):
+        borrower(tmp_path / "nowhere").stage1()
+    marker = json.loads((folder / "stage1.json").read_text())
+    for key, value, message in (("model", "someone/else", "was trained on model"),
+                                ("task", "nusax", "only QA tasks can share")):
+        (folder / "stage1.json").write_text(json.dumps({**marker, key: value}))
+        with pytest.raises(ConfigError, match=message):
+            borrower(tmp_path / "xquad" / "run").stage1()
+    (folder / "stage1.json").write_text(json.dumps({**marker, "task": "tydiqa"}))
+    assert borrower(tmp_path / "xquad" / "run").stage1() == folder  # two QA tasks share span heads
+
+
 # ----------------------------------------------------------------------------- encoder spans
 def test_answer_labels_point_at_the_answer_or_the_first_position():
     # tokens: <s> q q </s> c0 c1 c2 </s>; context characters: c0 [0,4) c1 [5,9) c2 [10,14)

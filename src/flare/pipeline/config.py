@@ -257,6 +257,7 @@ class ExperimentConfig:
     stage1: TrainConfig = field(default_factory=TrainConfig)
     stage1_seed: int = 1
     stage1_seeds: list[int] | None = None  # one stage-1 model per seed: seeds[i] trains on stage1_seeds[i]
+    stage1_from: str | None = None  # another experiment's output_dir: reuse its stage-1 models, train none here
     train: TrainConfig = field(default_factory=TrainConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     search: SearchConfig = field(default_factory=SearchConfig)

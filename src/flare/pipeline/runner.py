@@ -4,6 +4,7 @@ to its own JSON file; finished runs are skipped, so a stopped experiment picks u
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from flare.pipeline.inputs import ExperimentInputs
 from flare.environment import environment_record
 from flare.pipeline.sanity import learning_warnings
 from flare.pipeline.training import FitResult, fit, predict
+from flare.tasks import get_task
 from flare.results.schema import (  # noqa: F401 (HYPERPARAMETERS: for old imports)
     HYPERPARAMETERS, RESULT_SCHEMA, hyperparameters, selection_summary, write_json,
 )
@@ -42,6 +44,10 @@ class _Trained:
 class Experiment(ExperimentInputs):
     """Stage 1, stage 3 and the whole experiment, over `ExperimentInputs` (the data side)."""
 
+    def __init__(self, config, log=print):
+        super().__init__(config, log)
+        self._checked_stage1: set[Path] = set()  # borrowed stage-1 models (stage1_from) already checked
+
     def checkpoint_dir(self, name: str) -> Path:
         return self.output_dir / "checkpoints" / name
 
@@ -59,7 +65,10 @@ class Experiment(ExperimentInputs):
     # ------------------------------------------------------------------ stage 1
     @property
     def stage1_dir(self) -> Path:
-        """The shared stage-1 model (no `stage1_seeds`); with `stage1_seeds`, see `stage1_dir_for`."""
+        """The shared stage-1 model (no `stage1_seeds`); with `stage1_seeds`, see `stage1_dir_for`.
+        With `stage1_from`, the stage-1 folder of that other experiment (read, never written)."""
+        if self.config.stage1_from:
+            return Path(self.config.stage1_from) / "stage1"
         return self.output_dir / "stage1"
 
     def stage1_dir_for(self, seed: int | None = None) -> Path:
@@ -79,8 +88,14 @@ class Experiment(ExperimentInputs):
         folder = self.stage1_dir_for(seed)
         marker = folder / "stage1.json"
         if marker.is_file():
+            if self.config.stage1_from:
+                self._check_borrowed_stage1(marker)
             self.log(f"stage 1: reusing {folder}")
             return folder
+        if self.config.stage1_from:
+            raise ConfigError(f"stage1_from: {folder} holds no stage-1 model (no stage1.json); train it first "
+                              f"with `flare finetune` on the config of the experiment in {self.config.stage1_from} "
+                              "(same seeds), or remove stage1_from to train one here")
         cfg = self.config
         stage1_seed = cfg.stage1_seed if stage1_seed is None else stage1_seed
         name = "stage1" if folder == self.stage1_dir else f"stage1/seed-{stage1_seed}"
@@ -110,7 +125,8 @@ class Experiment(ExperimentInputs):
         self._warn(warnings)
         if self.accelerator.is_main_process:  # with several processes, one writes
             model.save_pretrained(str(folder))
-            write_json(marker, {"language": self.english, "seed": stage1_seed, "best_epoch": result.best_epoch,
+            write_json(marker, {"language": self.english, "seed": stage1_seed, "task": cfg.task, "model": cfg.model,
+                                "revision": cfg.revision, "text_prefix": cfg.text_prefix, "best_epoch": result.best_epoch,
                                 "history": result.history, "test": test_scores,
                                 "train_seconds": result.train_seconds, "training": result.summary(),
                                 "reference_scores": references, "warnings": warnings})
@@ -119,6 +135,29 @@ class Experiment(ExperimentInputs):
         if test_scores is not None:
             self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return folder
+
+    def _check_borrowed_stage1(self, marker: Path) -> None:
+        """A stage-1 model of another experiment (`stage1_from`) must fit this one: the same model (and
+        revision), and the same task, or two QA tasks (span heads have no label set)."""
+        if marker in self._checked_stage1:
+            return
+        self._checked_stage1.add(marker)
+        made = json.loads(marker.read_text())
+        cfg = self.config
+        if "task" not in made:  # written before stage1.json recorded its task and model
+            self.log(f"stage 1: {marker} does not record its task and model; not checked against this config")
+            return
+        if (made["model"], made.get("revision")) != (cfg.model, cfg.revision):
+            raise ConfigError(f"stage1_from: {marker.parent} was trained on model {made['model']!r} "
+                              f"(revision {made.get('revision')}), this config's model is {cfg.model!r} "
+                              f"(revision {cfg.revision}); use the same model or train stage 1 here")
+        if made["task"] != cfg.task and not (get_task(made["task"]).kind == "qa" == self.task.kind):
+            raise ConfigError(f"stage1_from: {marker.parent} was trained on task {made['task']!r}, this config's "
+                              f"task is {cfg.task!r}; only QA tasks can share a stage-1 model (a classifier's "
+                              "head belongs to its label set)")
+        if made.get("text_prefix", "") != cfg.text_prefix:
+            self.log(f"stage 1: warning: {marker.parent} was trained with text_prefix {made.get('text_prefix')!r}, "
+                     f"this config uses {cfg.text_prefix!r}")
 
     def _stage1_test(self, seed: int | None = None) -> list:
         """The English test set of stage 1; for QA without gold answers there (an older, blanked copy
@@ -286,7 +325,7 @@ class Experiment(ExperimentInputs):
             "selection": selection_summary(selection, self.output_dir),
             "reference_scores": references,
             "warnings": warnings,
-            "stage1": {"dir": str(self.stage1_dir_for(seed).relative_to(self.output_dir)),
+            "stage1": {"dir": os.path.relpath(self.stage1_dir_for(seed), self.output_dir),
                        "seed": cfg.stage1_seed_for(seed) or cfg.stage1_seed},
             "english_side": self.english_side,
             "translation": self.translation_record(language),
