@@ -153,6 +153,7 @@ def test_a_qa_stage1_model_is_borrowed_from_another_experiment(tmp_path, qa_chec
     assert (tmp_path / "tydiqa" / result["stage1"]["dir"]).resolve() == folder.resolve()
     assert not (tmp_path / "tydiqa" / "stage1").exists() and weights.stat().st_mtime_ns == made
     assert set(result["metrics"]["test"]) == {"exact_match", "f1"} and len(result["predictions"]["gold"]) > 100
+    assert result["english_side"] == "none (no method reads an English partner)"  # TyDiQA is not parallel
 
     with pytest.raises(ConfigError, match="holds no stage-1 model.*flare finetune"):
         borrower(tmp_path / "nowhere").stage1()

@@ -63,6 +63,8 @@ class ExperimentInputs:
     def english_side(self) -> str:
         settings = self.config.translation
         if settings.model is None:
+            if not any(get_method(m.method).reads_english for m in self.config.methods):
+                return "none (no method reads an English partner)"
             return "human translation"
         if settings.mode == "paper":
             return f"machine translation ({settings.model})"
