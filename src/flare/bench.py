@@ -14,7 +14,10 @@ share is an upper bound. The synthetic sizes "random-base" and "random-large" (B
 
 The FLARE rows use add_relu fusion; `fusions` measures them once per fusion function, in the same
 run (rows "flare-cached", "flare-cached-mul", ...), so that the cost of each function is a ratio
-like every other.
+like every other. `precisions` does the same for mixed precision: every row once per precision
+("no": float32; "bf16"/"fp16": the forward passes under torch's CPU autocast, as `precision:` in an
+experiment config gives through accelerate), rows "lora-bf16", ..., all as ratios to float32 PEFT
+LoRA. The bench runs on the CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch
 METHODS = ("peft-lora", "lora", "flare-live", "flare-cached", "flare-mt", "input-fusion", "xmixup")
 FUSED_METHODS = ("flare-live", "flare-cached", "flare-mt")  # the rows that fusion changes
 DEFAULT_FUSION = "add_relu"
+PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype
 NOTES = {
     "peft-lora": "PEFT LoraConfig on query/value: the peer a user would otherwise run",
     "lora": "our adapter with no source (exactly PEFT's LoRA)",
@@ -75,7 +79,7 @@ def flare_python_seconds(profiler: cProfile.Profile) -> float:
 
 
 def measure(method: str, model_name: str, batch_size: int, length: int, steps: int, warmup: int,
-            threads: int | None, profile: bool = False, fusion: str = DEFAULT_FUSION) -> dict:
+            threads: int | None, profile: bool = False, fusion: str = DEFAULT_FUSION, precision: str = "no") -> dict:
     """Runs in the worker process."""
     from peft import LoraConfig, get_peft_model
 
@@ -125,11 +129,16 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
             inputs = {"input_ids": torch.cat([source_ids, ids], 1), "attention_mask": torch.cat([ones, ones], 1)}
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
+    dtype = PRECISIONS[precision]
+
+    def autocast():
+        return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
     baseline = _rss_mb()
 
     def step():
         extra = make_source() if make_source else source
-        loss = model(**inputs, labels=labels, **extra).loss
+        with autocast():
+            loss = model(**inputs, labels=labels, **extra).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -156,10 +165,12 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
         for i in range(warmup + steps):
             started = time.perf_counter()
             extra = make_source() if make_source else source
-            model(**inputs, **extra)
+            with autocast():
+                model(**inputs, **extra)
             if i >= warmup:
                 eval_times.append(time.perf_counter() - started)
-    return {"method": row_name(method, fusion), "fusion": fusion if method in FUSED_METHODS else None,
+    return {"method": row_name(method, fusion, precision), "fusion": fusion if method in FUSED_METHODS else None,
+            "precision": precision,
             "step_seconds": statistics.median(times), "step_times": times,
             "eval_examples_per_second": batch_size / statistics.median(eval_times),
             "peak_rss_mb": _rss_mb(), "rss_before_training_mb": baseline,
@@ -167,28 +178,33 @@ def measure(method: str, model_name: str, batch_size: int, length: int, steps: i
             **profiled}
 
 
-def row_name(method: str, fusion: str) -> str:
-    return method if fusion == DEFAULT_FUSION or method not in FUSED_METHODS else f"{method}-{fusion}"
+def row_name(method: str, fusion: str, precision: str = "no") -> str:
+    name = method if fusion == DEFAULT_FUSION or method not in FUSED_METHODS else f"{method}-{fusion}"
+    return name if precision == "no" else f"{name}-{precision}"
 
 
-def bench_jobs(methods: tuple[str, ...], fusions: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(method, fusion) pairs in order: the FLARE rows once per fusion, every other method once."""
-    return [(m, f) for m in methods for f in (fusions if m in FUSED_METHODS else (DEFAULT_FUSION,))]
+def bench_jobs(methods: tuple[str, ...], fusions: tuple[str, ...],
+               precisions: tuple[str, ...] = ("no",)) -> list[tuple[str, str, str]]:
+    """(method, fusion, precision) in order: the FLARE rows once per fusion, every other method once,
+    each once per precision (a method's precisions side by side)."""
+    return [(m, f, p) for m in methods for f in (fusions if m in FUSED_METHODS else (DEFAULT_FUSION,))
+            for p in precisions]
 
 
 def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 128, steps: int = 5,
               warmup: int = 2, threads: int | None = 2, methods: tuple[str, ...] = METHODS,
-              log=print, profile: bool = False, fusions: tuple[str, ...] = (DEFAULT_FUSION,)) -> dict:
+              log=print, profile: bool = False, fusions: tuple[str, ...] = (DEFAULT_FUSION,),
+              precisions: tuple[str, ...] = ("no",)) -> dict:
     if model_name not in SYNTHETIC:
         from flare.pretrained.resolve import resolve_model
 
         resolve_model(model_name)  # provision once, outside the workers
     rows = []
-    for method, fusion in bench_jobs(methods, fusions):
+    for method, fusion, precision in bench_jobs(methods, fusions, precisions):
         spec = json.dumps({"method": method, "model_name": model_name, "batch_size": batch_size, "length": length,
                            "steps": steps, "warmup": warmup, "threads": threads, "profile": profile,
-                           "fusion": fusion})
-        name = row_name(method, fusion)
+                           "fusion": fusion, "precision": precision})
+        name = row_name(method, fusion, precision)
         log(f"bench: {name} ...")
         done = subprocess.run([sys.executable, "-m", "flare.bench", spec], capture_output=True, text=True)
         if done.returncode != 0:
@@ -200,7 +216,8 @@ def run_bench(model_name: str = "e5-small", batch_size: int = 16, length: int = 
         row["memory_ratio"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
         row["eval_ratio"] = row["eval_examples_per_second"] / reference["eval_examples_per_second"]
     return {"model": model_name, "batch_size": batch_size, "length": length, "steps": steps, "warmup": warmup,
-            "threads": threads, "profile": profile, "fusions": list(fusions), "torch": torch.__version__,
+            "threads": threads, "profile": profile, "fusions": list(fusions), "precisions": list(precisions),
+            "torch": torch.__version__,
             "reference": reference["method"], "rows": rows,
             "memory_note": "peak resident memory of the whole worker process (model, data, activations)"}
 

@@ -61,3 +61,37 @@ def test_bench_measures_the_flare_rows_once_per_fusion_function(tmp_path):
 def test_bench_rejects_unknown_fusion_functions():
     result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--fusions", "add,concat"])
     assert result.exit_code == 2 and "unknown fusion functions" in result.output
+
+
+def test_bench_measures_every_row_once_per_precision_under_autocast(tmp_path, monkeypatch):
+    """--precisions no,bf16: each method twice, side by side, the bf16 row's forward passes under
+    torch's CPU autocast (its linear layers compute in bfloat16), every ratio to float32 PEFT LoRA."""
+    import torch
+
+    from flare import bench
+
+    seen = {}
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.setdefault(precision, set()).add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        for precision in ("no", "bf16"):
+            row = bench.measure("flare-live", "tiny", 2, 8, 1, 0, 1, precision=precision)
+            assert row["method"] == ("flare-live" if precision == "no" else "flare-live-bf16")
+    finally:
+        handle.remove()
+    assert seen == {"no": {torch.float32}, "bf16": {torch.bfloat16}}
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--model", "tiny", "--batch-size", "2", "--length", "8", "--steps", "1",
+                                      "--warmup", "0", "--threads", "1", "--methods", "peft-lora,lora",
+                                      "--precisions", "no,bf16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["rows"]] == ["peft-lora", "peft-lora-bf16", "lora", "lora-bf16"]
+    assert data["rows"][0]["step_ratio"] == 1.0 and data["precisions"] == ["no", "bf16"]
+    assert [r["precision"] for r in data["rows"]] == ["no", "bf16", "no", "bf16"]
+    bad = CliRunner().invoke(app, ["bench", "--model", "tiny", "--precisions", "no,int4"])
+    assert bad.exit_code == 2 and "unknown precisions" in bad.output

@@ -43,6 +43,7 @@ def test_a_method_can_set_its_own_alignment(tmp_path):
     ("adapter: {fusion: concat}\n", "adapter: unknown fusion 'concat'; valid fusion functions: add, add_relu"),
     ("adapter: {alignment: middle}\n", "adapter: alignment must be auto, start or end, got 'middle'"),
     ("methods: [{name: f, method: flare, alignment: left}]\n", "method f: alignment must be auto, start or end"),
+    ("precision: no\n", "precision: expected a string, got the boolean False: YAML reads an unquoted no"),
 ])
 def test_bad_configs_give_clear_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -53,6 +54,11 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     result = CliRunner().invoke(app, ["run", str(write(tmp_path, "methods: [flair]\n"))])
     assert result.exit_code == 2
     assert "unknown method 'flair'" in result.output and "Traceback" not in result.output
+
+
+def test_quoted_precision_no_is_accepted(tmp_path):
+    assert load_config(write(tmp_path, 'precision: "no"\n')).precision == "no"
+    assert load_config(None, ["precision='no'"]).precision == "no"
 
 
 def test_bad_override_syntax(tmp_path):

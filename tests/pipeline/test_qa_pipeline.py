@@ -141,11 +141,11 @@ def test_a_qa_stage1_model_is_borrowed_from_another_experiment(tmp_path, qa_chec
     weights = folder / "adapter_model.safetensors"
     made = weights.stat().st_mtime_ns
 
-    def borrower(lent_from):
+    def borrower(lent_from, log=lambda m: None):
         return Experiment(load_config(None, [
             "task=tydiqa", "languages=[sw]", f"data_dir={data_root}", f"model={qa_checkpoints['bert']}",
             f"output_dir={tmp_path / 'tydiqa'}", "methods=[zero-shot]", "train.max_length=64",
-            f"stage1_from={lent_from}", "threads=2"]), log=lambda m: None)
+            f"stage1_from={lent_from}", "threads=2"]), log=log)
 
     [path] = borrower(tmp_path / "xquad" / "run").run()
     result = json.loads(path.read_text())
@@ -165,6 +165,11 @@ def test_a_qa_stage1_model_is_borrowed_from_another_experiment(tmp_path, qa_chec
             borrower(tmp_path / "xquad" / "run").stage1()
     (folder / "stage1.json").write_text(json.dumps({**marker, "task": "tydiqa"}))
     assert borrower(tmp_path / "xquad" / "run").stage1() == folder  # two QA tasks share span heads
+    assert marker["precision"] == "no"
+    logged: list[str] = []
+    (folder / "stage1.json").write_text(json.dumps({**marker, "precision": "bf16"}))
+    borrower(tmp_path / "xquad" / "run", logged.append).stage1()
+    assert any("trained with precision 'bf16', this config evaluates with 'no'" in m for m in logged)
 
 
 # ----------------------------------------------------------------------------- encoder spans
@@ -310,3 +315,34 @@ def test_decoder_prompt_cuts_the_context_never_the_question_or_cue(qa_checkpoint
     # the source (the English prompt) has no answer and the same budget
     source = head.source_ids(example.english)
     assert len(source) <= 20 and source[-1] == tokenizer.convert_tokens_to_ids("answer:")
+
+
+def test_bf16_mixed_precision_runs_on_the_cpu(tmp_path, qa_checkpoints, qa_data_root):
+    """precision=bf16 (accelerate's mixed precision; on the CPU, torch's autocast): every linear
+    layer computes in bfloat16, in stage 1, in FLARE's stage 3 (the cached source states
+    included), in validation and test, and in the evaluation of a method that trains nothing
+    (zero-shot), while the trained weights stay float32; the files record it. The same run at
+    precision "no" computes nothing in bfloat16."""
+    from safetensors.torch import load_file
+
+    seen: dict[str, set] = {}
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear) and isinstance(output, torch.Tensor):
+            seen.setdefault(run, set()).add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        for run in ("no", "bf16"):
+            config = qa_config(tmp_path / run, qa_checkpoints["bert"], qa_data_root, "bert", ["zero-shot", "flare"],
+                               f"precision='{run}'", "no_english_rows=false")
+            _, path = Experiment(config).run()
+    finally:
+        handle.remove()
+    assert seen["no"] == {torch.float32}
+    assert seen["bf16"] == {torch.bfloat16}
+    result = json.loads(path.read_text())
+    assert result["config"]["precision"] == "bf16" and set(result["metrics"]["test"]) == {"exact_match", "f1"}
+    assert json.loads((tmp_path / "bf16" / "run" / "stage1" / "stage1.json").read_text())["precision"] == "bf16"
+    adapter = next((tmp_path / "bf16" / "run").rglob("adapters/**/adapter_model.safetensors"))
+    assert {t.dtype for t in load_file(adapter).values()} == {torch.float32}

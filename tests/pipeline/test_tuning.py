@@ -192,6 +192,17 @@ def test_stage1_seeds_train_one_stage1_model_per_seed(tmp_path, tiny_checkpoints
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
+def test_one_selected_seed_trains_only_its_own_stage1_model(tmp_path, tiny_checkpoints):
+    """`flare train --seed 2` (two processes side by side, one seed each) must not also train the
+    other seeds' stage-1 models."""
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]", "seeds=[1, 2]",
+                                   "stage1_seeds=[7, 8]"), log=lambda m: None)
+    experiment.run(seed=2)
+    stage1 = tmp_path / "run" / "stage1"
+    assert (stage1 / "seed-8" / "stage1.json").is_file() and not (stage1 / "seed-7").exists()
+    assert (tmp_path / "run" / "results" / "zero-shot" / "jav" / "seed-2.json").is_file()
+
+
 def test_stage1_seeds_must_pair_with_seeds():
     from flare.errors import ConfigError
 

@@ -129,3 +129,6 @@ def test_encoder_states_disk_cache_is_reused_and_invalidated(tmp_path):
     tagged.language_code = "jav_Latn"
     run(tagged)
     assert len(list(tmp_path.iterdir())) == 4
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # computed in another precision: a new entry
+        _, messages = run(source)
+    assert any("written" in m for m in messages) and len(list(tmp_path.iterdir())) == 5

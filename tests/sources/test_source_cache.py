@@ -84,3 +84,26 @@ def test_disk_cache_is_reused_and_invalidated(tmp_path):
     add_source_states(other, features("bert"), pad_id=0, dtype=torch.float32, log=lambda m: None,
                       cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 3
+    # the same states computed under bf16 autocast (precision: bf16) are another entry, both ways
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        add_source_states(model, features("bert"), pad_id=0, dtype=torch.float32, log=messages.append,
+                          cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_cache_under_bf16_autocast_gives_the_live_bf16_losses():
+    """precision: bf16 computes the cached source states under the same autocast as the live
+    source pass of a training step, so the two agree as in float32, and differ from float32 states."""
+    model = get_flare_model(tiny_model("bert"), FlareConfig(init_seed=0))
+    with torch.no_grad():
+        for name, param in model.trainable_parameters().items():
+            if "lora_B" in name:
+                param.normal_(std=0.3)
+    cached, full = features("bert"), features("bert")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        add_source_states(model, cached, pad_id=0, dtype=torch.float32, log=lambda m: None)
+        live = losses(model, features("bert"))
+        torch.testing.assert_close(losses(model, cached), live, rtol=1e-5, atol=1e-6)
+    add_source_states(model, full, pad_id=0, dtype=torch.float32, log=lambda m: None)
+    assert any(not torch.equal(a, b) for a, b in zip(cached[0]["source_states"].values(),
+                                                      full[0]["source_states"].values()))

@@ -294,11 +294,14 @@ def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny'
           fusions: Annotated[str, typer.Option(help="Comma-separated fusion functions: the FLARE rows are measured "
                                                     "once per function (add, mul, add_relu, cross_attention).")]
           = "add_relu",
+          precisions: Annotated[str, typer.Option(help="Comma-separated precisions: every row once per precision "
+                                                        "(no = float32, bf16, fp16: CPU autocast, as the config's "
+                                                        "precision).")] = "no",
           profile: Annotated[bool, typer.Option("--profile", help="Also report the Python time spent in flare's "
                                                                   "hooks and collation (cProfile).")] = False,
           out: Annotated[Path, typer.Option(help="Where to write the JSON.")] = Path("bench.json")) -> None:
     """Training-step time, peak memory and evaluation throughput of every method, as ratios to PEFT LoRA."""
-    from flare.bench import METHODS, format_table, run_bench, write_bench
+    from flare.bench import METHODS, PRECISIONS, format_table, run_bench, write_bench
     from flare.core.fusion import FUSIONS
 
     chosen = tuple(m.strip() for m in methods.split(",")) if methods else METHODS
@@ -309,8 +312,13 @@ def bench(model: Annotated[str, typer.Option(help="A model alias or path; 'tiny'
     unknown = [f for f in chosen_fusions if f not in FUSIONS]
     if unknown:
         _fail(FlareError(f"unknown fusion functions {unknown}; valid: {', '.join(sorted(FUSIONS))}"))
+    chosen_precisions = tuple(p.strip() for p in precisions.split(","))
+    unknown = [p for p in chosen_precisions if p not in PRECISIONS]
+    if unknown:
+        _fail(FlareError(f"unknown precisions {unknown}; valid: {', '.join(PRECISIONS)}"))
     result = run_bench(model, batch_size, length, steps, warmup, threads, chosen,
-                       log=lambda m: console.print(escape(m)), profile=profile, fusions=chosen_fusions)
+                       log=lambda m: console.print(escape(m)), profile=profile, fusions=chosen_fusions,
+                       precisions=chosen_precisions)
     write_bench(result, out)
     Console().print(Markdown(format_table(result)))
     console.print(f"written: {out}")

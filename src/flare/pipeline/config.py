@@ -396,6 +396,10 @@ def _convert(hint, value, where: str):
             return float(value)
         except ValueError:
             pass
+    if hint is str and isinstance(value, bool):  # YAML 1.1 reads no/yes/off/on as booleans
+        raise ConfigError(f"{where}: expected a string, got the boolean {value!r}: YAML reads an unquoted "
+                          f"no, yes, off or on as a boolean; quote it ({where}: \"no\", or {where}='\"no\"' "
+                          "on the command line)")
     if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {_describe(hint)}, got {value!r}")
     return value

@@ -300,14 +300,16 @@ class ExperimentInputs:
         if encoder is not None:  # FLARE-MT: the encoder runs once per example
             from flare.sources.encoder import add_encoder_states
 
-            add_encoder_states(features, examples, encoder, self.config.text_prefix, train.eval_batch_size,
-                               dtype, limit, log, cache_dir=train.source_cache_dir)
+            with self.accelerator.autocast():  # the config's precision, as every other forward pass
+                add_encoder_states(features, examples, encoder, self.config.text_prefix, train.eval_batch_size,
+                                   dtype, limit, log, cache_dir=train.source_cache_dir)
         spec = get_method(method)
         if spec.model == "flare" and spec.source == "english" and train.source_cache and model is not None:
             from flare.sources.cache import add_source_states
 
-            add_source_states(model.to(self.accelerator.device), features, self.head.pad_id,
-                              train.eval_batch_size, dtype, limit, log, cache_dir=train.source_cache_dir)
+            with self.accelerator.autocast():  # as the live source pass, which runs inside the training step
+                add_source_states(model.to(self.accelerator.device), features, self.head.pad_id,
+                                  train.eval_batch_size, dtype, limit, log, cache_dir=train.source_cache_dir)
         return features
 
     def _encoder_source(self, language: str):

@@ -126,7 +126,8 @@ class Experiment(ExperimentInputs):
         if self.accelerator.is_main_process:  # with several processes, one writes
             model.save_pretrained(str(folder))
             write_json(marker, {"language": self.english, "seed": stage1_seed, "task": cfg.task, "model": cfg.model,
-                                "revision": cfg.revision, "text_prefix": cfg.text_prefix, "best_epoch": result.best_epoch,
+                                "revision": cfg.revision, "text_prefix": cfg.text_prefix, "precision": cfg.precision,
+                                "best_epoch": result.best_epoch,
                                 "history": result.history, "test": test_scores,
                                 "train_seconds": result.train_seconds, "training": result.summary(),
                                 "reference_scores": references, "warnings": warnings})
@@ -158,6 +159,9 @@ class Experiment(ExperimentInputs):
         if made.get("text_prefix", "") != cfg.text_prefix:
             self.log(f"stage 1: warning: {marker.parent} was trained with text_prefix {made.get('text_prefix')!r}, "
                      f"this config uses {cfg.text_prefix!r}")
+        if made.get("precision", cfg.precision) != cfg.precision:  # recorded since 2026-12-05
+            self.log(f"stage 1: warning: {marker.parent} was trained with precision {made['precision']!r}, this "
+                     f"config evaluates with {cfg.precision!r}")
 
     def _stage1_test(self, seed: int | None = None) -> list:
         """The English test set of stage 1; for QA without gold answers there (an older, blanked copy
@@ -394,7 +398,7 @@ class Experiment(ExperimentInputs):
         languages = [language] if language else self.config.languages
         for name in languages:  # a test set that cannot be read fails before any training
             self.task.load(name, "test", self.data_root.path)
-        self.stage1()
+        self.stage1(seed)  # one seed selected: only its stage-1 model (tuning builds its own when missing)
         seeds = [seed] if seed is not None else self.config.seeds
         from flare.pipeline.tune import tune
 

@@ -75,11 +75,29 @@ def make_accelerator(device: str = "auto", precision: str = "no") -> Accelerator
     global batch, split between them, so N processes train as one process would. `device`:
     auto (CUDA, else MPS, else CPU, accelerate's choice), cpu, cuda or mps (checked)."""
     check_device(device)
+    _allow_new_precision(precision)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=precision,
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     if device in ("cuda", "mps") and accelerator.device.type != device:
         raise FlareError(f"device={device} was asked for, but accelerate chose {accelerator.device}")
     return accelerator
+
+
+def _allow_new_precision(precision: str) -> None:
+    """accelerate keeps one state per process, and refuses an Accelerator whose mixed precision
+    differs from the first one's ("restart your runtime"). A single process (a notebook, a test
+    suite, a script running two experiments) may change it: the state is cleared (accelerate's own
+    tests do the same; the process state, devices and any process group, is kept). Under a
+    multi-process launch every process must agree from the start, so that is an error."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    if not AcceleratorState._shared_state or AcceleratorState._shared_state.get("_mixed_precision") == precision:
+        return
+    if PartialState().num_processes > 1:
+        raise FlareError(f"precision={precision}, but this process group was started with mixed precision "
+                         f"{AcceleratorState._shared_state.get('_mixed_precision')!r}; give one precision to the "
+                         "launch (accelerate launch --mixed_precision ...) and to the config")
+    AcceleratorState._reset_state()
 
 
 @torch.no_grad()
@@ -94,7 +112,8 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
     sorted_outputs: list = []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         batch = _to(batch, accelerator.device)
-        outputs = head.predict(model, batch, **source_kwargs(batch))
+        with accelerator.autocast():  # the config's precision, also for a model that never trained here
+            outputs = head.predict(model, batch, **source_kwargs(batch))
         sorted_outputs.extend(outputs.tolist() if isinstance(outputs, torch.Tensor) else outputs)
     per_feature: list = [None] * len(features)
     for position, index in enumerate(order):

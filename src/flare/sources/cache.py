@@ -36,13 +36,14 @@ def estimate_bytes(model, features: list[dict], dtype: torch.dtype) -> int:
     return tokens * width * (torch.finfo(dtype).bits // 8)
 
 
-def cache_key(model, features: list[dict], dtype: torch.dtype) -> str:
-    """A hash of what the source states depend on (see the module docstring)."""
+def cache_key(model, features: list[dict], dtype: torch.dtype, compute: str = "float32") -> str:
+    """A hash of what the source states depend on (see the module docstring); `compute`: the
+    precision the source pass ran in (`store.compute_precision`)."""
     # the source model: every weight and the architecture config of the stage-1 model as given
     # (core/fingerprint.py); the tokenizer enters through the token rows, the kernels through
     # the library versions (store.Fingerprint)
     fingerprint = store.Fingerprint("source-states", str(dtype), sorted(model.source_key.items()),
-                                    model.flare_config.base_fingerprint, model.stacked)
+                                    model.flare_config.base_fingerprint, model.stacked, compute)
     return fingerprint.add_token_rows(f["source_input_ids"] for f in features).key()
 
 
@@ -51,9 +52,11 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
                       dtype: torch.dtype = torch.float16, limit_bytes: int | None = None,
                       log: Callable[[str], None] = print, cache_dir: str | Path | None = None) -> None:
     """Compute every feature's source states once (batched, by length) and store them in it;
-    with `cache_dir`, reuse (memory-mapped) or write the entry for these features."""
+    with `cache_dir`, reuse (memory-mapped) or write the entry for these features. Under autocast
+    (mixed precision) the source pass runs in its dtype, as the live source pass of training does."""
+    device = next(model.parameters()).device
     if cache_dir is not None:
-        entry_key = cache_key(model, features, dtype)
+        entry_key = cache_key(model, features, dtype, store.compute_precision(device))
         entry = store.find(cache_dir, entry_key)
         if entry is not None:
             log(f"source-state cache: reusing {entry}")
@@ -67,7 +70,6 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
                          f"{limit_bytes / 2**20:.0f} MiB; raise train.source_cache_limit_mb or turn "
                          "train.source_cache off (a live source pass every step)")
 
-    device = next(model.parameters()).device
     order = sorted(range(len(features)), key=lambda i: len(features[i]["source_input_ids"]))
     for start in tqdm(range(0, len(order), batch_size), desc="source states", leave=False):
         chunk = [features[i] for i in order[start:start + batch_size]]

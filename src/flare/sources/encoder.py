@@ -91,8 +91,9 @@ def add_encoder_states(features: list[dict], examples: Sequence, encoder_source:
     token_rows = encoder_source.tokenizer(texts, truncation=True, max_length=encoder_source.max_length)["input_ids"]
     entry_key = None
     if cache_dir is not None:
+        device = next(encoder_source.encoder.parameters()).device
         fingerprint = store.Fingerprint("encoder-states", type(encoder_source.encoder).__name__,
-                                        encoder_source.language_code, str(dtype))
+                                        encoder_source.language_code, str(dtype), store.compute_precision(device))
         fingerprint.add_model(encoder_source.encoder)
         entry_key = fingerprint.add_token_rows(token_rows).key()
         entry = store.find(cache_dir, entry_key)

@@ -26,6 +26,15 @@ INDEX = "index.json"
 FORMAT = 2  # part of every key: entries of an older layout are never read
 
 
+def compute_precision(device: torch.device) -> str:
+    """The precision the frozen model computes in right now on `device`: the autocast dtype when
+    autocast is on (`precision: bf16` in an experiment), else "float32". Part of every key, so
+    states computed under bf16 autocast are never read by a float32 run, nor the reverse."""
+    if torch.is_autocast_enabled(device.type):
+        return str(torch.get_autocast_dtype(device.type))
+    return "float32"
+
+
 class Fingerprint:
     """A running hash of what cached tensors depend on."""
 
