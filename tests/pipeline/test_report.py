@@ -277,6 +277,9 @@ def test_results_markdown(run_dir):
     assert text.count("**") == 6  # exactly one bold cell per column
     assert "Warnings" not in text
     assert build_report(run_dir).table_markdown() in text
+    # the other metric of the split, in its own plain table (accuracy = macro-F1 + 1 point here)
+    also = text[text.index("## Also: accuracy (%)"):]
+    assert "| lora | 73.0 ± 2.0 | 63.0 ± 2.6 | 68.0 ± 2.3 |" in also and "**" not in also.split("##")[1]
 
 
 def test_ties_are_all_bold(tmp_path):

@@ -10,7 +10,8 @@ Outputs (``Report.write``, by default into ``<run_dir>/report/``):
 ``results.md``     header (task, model, metric, split, seeds, English side), the table (rows =
                    methods, columns = languages + avg, cells ``78.3 ± 1.2``, best mean of each
                    column in bold -- every method whose mean rounds to the best shown value; in
-                   the avg column only among methods covering all languages), notes, the
+                   the avg column only among methods covering all languages), notes, a plain
+                   table of each other metric of the split (QA: exact_match beside f1), the
                    training sections (:mod:`flare.results.training`: majority-class / chance
                    rows, budget, tuning grids, "learned nothing" warnings), the translation
                    quality, and the warnings.
@@ -66,18 +67,34 @@ def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def format_cell(cell, scale: float, decimals: int) -> str:
+    """``78.3 ± 1.2`` (scaled); the mean alone when n = 1; ``–`` for no results."""
+    if cell is None:
+        return MISSING
+    text = f"{cell.mean * scale:.{decimals}f}"
+    if not math.isnan(cell.std):
+        text += f" ± {cell.std * scale:.{decimals}f}"
+    return text
+
+
 class ReportText:
     """The text methods of :class:`flare.results.report.Report` (tables, notes, results.md, files)."""
 
     def format_cell(self, cell) -> str:
-        """``78.3 ± 1.2`` (scaled); the mean alone when n = 1; ``–`` for no results."""
-        if cell is None:
-            return MISSING
-        d = self.decimals
-        text = f"{cell.mean * self.scale:.{d}f}"
-        if not math.isnan(cell.std):
-            text += f" ± {cell.std * self.scale:.{d}f}"
-        return text
+        return format_cell(cell, self.scale, self.decimals)
+
+    def other_metrics_markdown(self) -> str:
+        """A plain table (same cells, no bold) of every other metric of the split, reported beside
+        the main one: QA's exact_match beside f1, accuracy beside macro-F1."""
+        parts = []
+        for metric, (languages, rows, scale) in self.other_metrics.items():
+            columns = [*languages, AVG]
+            lines = [f"## Also: {metric} (%)", "", "| method | " + " | ".join(md_escape(c) for c in columns) + " |",
+                     "|" + "|".join([":---"] + ["---:"] * len(columns)) + "|"]
+            lines += ["| " + " | ".join([md_escape(row.method)] + [format_cell(row.cell(c), scale, self.decimals)
+                                                                    for c in columns]) + " |" for row in rows]
+            parts.append("\n".join(lines) + "\n")
+        return "\n".join(parts)
 
     def table_rows(self, markdown: bool = True) -> list[list[str]]:
         """The table body as strings, one list per method (same order as ``columns``).
@@ -165,6 +182,8 @@ class ReportText:
         title = f"# Results: {self.task or 'unknown task'} / {self.model or 'unknown model'}"
         loud = training.warnings_markdown(self)
         text = title + "\n\n" + (loud + "\n" if loud else "") + self.table_markdown() + selection_markdown(self)
+        if self.other_metrics:
+            text += "\n" + self.other_metrics_markdown()
         text += "\n" + training.training_sections(self)
         from flare.translation.quality import quality_markdown  # stage 2's MT against the human translation
 

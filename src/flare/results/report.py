@@ -57,6 +57,8 @@ class Report(ReportText):
     selection: Selection | None = None  # --select-on: the variant chosen per base method
     post_hoc: dict[str, str] = field(default_factory=dict)  # variant -> base, not chosen on validation
     variant_rows: list[ReportRow] = field(default_factory=list)  # --select-on: every variant, unselected
+    # every other metric of the split (QA: exact_match beside f1): metric -> (languages, rows, scale)
+    other_metrics: dict[str, tuple[list[str], list[ReportRow], float]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -203,9 +205,12 @@ def build_report(
         {m for run in runs for m in run.metrics.get(split, {}) if m != metric}
     )
     csv_rows = long_rows(task, model, split, metric, rows, languages)
+    others = {}
     for other in other_metrics:
         other_languages, other_rows = aggregate(runs, split, other)
         csv_rows += long_rows(task, model, split, other, other_rows, other_languages)
+        values = [v for run in runs if (v := run.value(split, other)) is not None]
+        others[other] = (other_languages, other_rows, scale_for(other, values, warn))
 
     english_sides: dict[str, list[str]] = {}
     for row in rows:
@@ -232,6 +237,7 @@ def build_report(
         selection=selection,
         post_hoc=post_hoc,
         variant_rows=variant_rows,
+        other_metrics=others,
     )
 
 
