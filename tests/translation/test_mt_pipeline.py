@@ -217,3 +217,56 @@ def test_flare_translate_prints_and_writes_the_quality_table(tmp_path, tiny_bert
     assert "validation" in result.output and "chrF" in result.output
     result = CliRunner().invoke(app, ["translate", str(tmp_path / "config.yaml"), "translation.model=null"])
     assert result.exit_code == 2 and "translation.model is not set" in result.output
+
+
+class _CountingTranslator(_MarkingTranslator):
+    """A stand-in MT model that keeps stats as the real ones do: texts seen before come from its cache."""
+
+    def __init__(self):
+        super().__init__()
+        from flare.translation import TranslationStats
+
+        self.seen: set = set()
+        self.total_stats = TranslationStats()
+
+    def translate(self, texts, src, tgt):
+        from flare.translation import TranslationStats
+
+        new = set(texts) - self.seen
+        self.seen |= new
+        self.total_stats = self.total_stats + TranslationStats(
+            total=len(texts), unique=len(set(texts)), cached=len(set(texts)) - len(new), translated=len(new),
+            batches=1 if new else 0)
+        return super().translate(texts, src, tgt)
+
+
+def test_flare_translate_writes_what_the_translation_cost(tmp_path, tiny_bert, monkeypatch):
+    """translations/cost.json: texts translated, wall seconds and the rate of the last `flare translate`
+    that translated anything; a later call that finds everything in the cache leaves it alone."""
+    from typer.testing import CliRunner
+
+    from flare.cli.main import app
+
+    stub = _CountingTranslator()
+
+    def translator(self):  # one model per experiment, as the real property loads: its own stats
+        from flare.translation import TranslationStats
+
+        if self._translator is None:
+            stub.total_stats = TranslationStats()
+            self._translator = stub
+        return stub
+
+    monkeypatch.setattr(Experiment, "translator", property(translator))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"model: {tiny_bert}\noutput_dir: {tmp_path / 'run'}\nlanguages: [jav]\n"
+                      "translation: {model: stand-in-mt, mode: mt-english}\n")
+    assert CliRunner().invoke(app, ["translate", str(config)]).exit_code == 0
+    path = tmp_path / "run" / "translations" / "cost.json"
+    cost = json.loads(path.read_text())
+    assert cost["texts_translated"] == len(stub.seen) > 400  # jav validation + test: 500 texts
+    assert cost["model"] == "stand-in-mt" and cost["languages"] == ["jav"] and cost["seconds"] > 0
+    assert cost["texts_per_second"] == pytest.approx(cost["texts_translated"] / cost["seconds"])
+    before = path.read_text()
+    assert CliRunner().invoke(app, ["translate", str(config)]).exit_code == 0
+    assert stub.total_stats.cached == cost["texts_translated"] and path.read_text() == before

@@ -251,7 +251,28 @@ class ExperimentInputs:
             stats, seconds = self._translator.total_stats, time.perf_counter() - started
             rate = f" ({stats.translated / seconds:.2f} texts/s)" if stats.translated else ""
             self.log(f"stage 2: {stats.summary()}; {seconds:.0f} s{rate}")
+            if stats.translated and self.accelerator.is_main_process:
+                self._write_translation_cost(stats, seconds)
         return list(self._quality.values())
+
+    def _write_translation_cost(self, stats, seconds: float) -> None:
+        """translations/cost.json: what the last `flare translate` that translated anything cost (wall
+        seconds from start to end, model load included; texts from the cache are counted, not timed),
+        so that the cost of MT sits in a file beside its quality (a run that found everything in the
+        cache leaves the file alone)."""
+        from datetime import datetime, timezone
+
+        from flare.environment import git_state, package_versions
+        from flare.results.schema import write_json
+
+        write_json(self.output_dir / "translations" / "cost.json", {
+            "model": self.config.translation.model, "mode": self.config.translation.mode,
+            "languages": list(self.config.languages), "texts_translated": stats.translated,
+            "texts_from_cache": stats.cached, "model_calls": stats.batches, "seconds": seconds,
+            "texts_per_second": stats.translated / seconds, "threads": torch.get_num_threads(),
+            "device": str(self.accelerator.device), "versions": package_versions(), "git": git_state(),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
 
     def references(self, examples, method: str = "") -> list:
         """Gold values for the metric. Translate-test on QA answers in English: its prediction is
