@@ -188,3 +188,27 @@ def test_too_few_resamples_to_pass_the_correction_is_said(study):
     assert jav.p_value == 0 and jav.p_adjusted == pytest.approx(0.1)
     assert "raise --resamples" in format_family(family)
     assert "raise --resamples" not in format_family(compare_family(study, [("flare", "lora")], resamples=200))
+
+
+def test_each_method_is_scored_against_its_own_gold(tmp_path):
+    """QA's translate-test stores the English partner's answers as its gold, the other methods the
+    target language's: each side of a comparison is scored against its own (a shared gold scored
+    one of them against the other language's answers)."""
+    def write_qa(method, seed, predicted, gold):
+        path = tmp_path / "results" / method / "de" / f"seed-{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "schema": 1, "task": "xquad", "model": "m", "method": method, "language": "de", "seed": seed,
+            "metrics": {"test": {"f1": 0.0}}, "primary_metric": "f1",
+            "predictions": {"ids": [f"q{i}" for i in range(len(gold))], "predicted": predicted, "gold": gold}}))
+
+    german = ["im Jahr 1905", "drei Brücken", "der Rhein", "Albert Einstein"] * 10
+    english = ["in 1905", "three bridges", "the Rhine", "Albert Einstein"] * 10
+    for seed in (1, 2):
+        write_qa("zero-shot", seed, german, [[g] for g in german])
+        write_qa("translate-test", seed, english[:-4] + ["no idea"] * 4, [[e] for e in english])
+    for resample_seeds in (False, True):
+        (result,) = compare(tmp_path, "zero-shot", "translate-test", resamples=100, resample_seeds=resample_seeds)
+        assert result.score_a == pytest.approx(100.0)
+        assert result.score_b == pytest.approx(90.0)  # 36 of 40 right against its English gold
+        assert result.delta == pytest.approx(10.0)

@@ -9,7 +9,9 @@ whether A's advantage holds across the test examples with training randomness av
 seeds both methods ran. With ``resample_seeds`` each resample first draws the seeds with
 replacement too (seed s of A stays paired with seed s of B), so that the interval and p-value
 include the spread over training seeds (:mod:`flare.results.stats` defines delta, p-value,
-interval and the corrections).
+interval and the corrections). Each method is scored against the gold its own runs stored: for
+QA, translate-test's English answers are scored against the English partner's answers, every
+other method's against the target language's.
 
 The family: every (pair, language) test of one call, e.g. all languages of A vs B, or of A vs B
 and A vs C when several pairs are compared at once. Holm-Bonferroni (default), Benjamini-Hochberg
@@ -115,14 +117,15 @@ def _run_paths(run_dir: str | os.PathLike, metric: str | None, select_on: str | 
     return paths, selected
 
 
-def _one_metric(task, name: str):
-    return lambda predicted, references: task.metric(predicted, references)[name]
-
-
-def _mean_over_seeds(task, name: str, n_seeds: int):
-    """metric_fn over examples whose predictions are tuples, one per seed: the mean over seeds."""
-    def score(predicted: list[tuple], references: list) -> float:
-        return sum(task.metric([p[s] for p in predicted], references)[name] for s in range(n_seeds)) / n_seeds
+def _own_gold_metric(task, name: str, n_seeds: int):
+    """metric_fn over examples given as (predictions, gold) pairs, one prediction per seed: the mean
+    over seeds. Each method is scored against the gold its own runs stored, and the bootstrap's
+    shared references (the example ids) are not read: two methods may store different gold for
+    one example (QA's translate-test answers in English and is scored against the English
+    partner's answers, every other method against the target language's)."""
+    def score(items: list[tuple[tuple, object]], _ids: list) -> float:
+        gold = [g for _, g in items]
+        return sum(task.metric([p[s] for p, _ in items], gold)[name] for s in range(n_seeds)) / n_seeds
 
     return score
 
@@ -151,20 +154,21 @@ def _compare_pair(paths: dict[tuple[str, str], dict[int, Path]], run_dir: Path, 
         if not ids:
             raise DataError(f"{language}: the runs of {method_a} and {method_b} share no test example ids",
                             path=run_dir / "results")
-        gold = [a[0]["by_id"][i][1] for i in ids]
-        per_a = [tuple(run["by_id"][i][0] for run in a) for i in ids]  # one prediction per seed
-        per_b = [tuple(run["by_id"][i][0] for run in b) for i in ids]
 
-        mean_over_seeds = _mean_over_seeds(task, name, len(seeds))
+        def with_gold(runs: list[dict]) -> list[tuple[tuple, object]]:  # (one prediction per seed, its gold)
+            return [(tuple(run["by_id"][i][0] for run in runs), runs[0]["by_id"][i][1]) for i in ids]
+
+        items_a, items_b = with_gold(a), with_gold(b)
+        mean_over_seeds = _own_gold_metric(task, name, len(seeds))
         if resample_seeds:
-            by_seed_a = [[run["by_id"][i][0] for i in ids] for run in a]
-            by_seed_b = [[run["by_id"][i][0] for i in ids] for run in b]
-            test = hierarchical_bootstrap(by_seed_a, by_seed_b, gold, _one_metric(task, name),
+            by_seed_a = [[((p[s],), g) for p, g in items_a] for s in range(len(seeds))]
+            by_seed_b = [[((p[s],), g) for p, g in items_b] for s in range(len(seeds))]
+            test = hierarchical_bootstrap(by_seed_a, by_seed_b, ids, _own_gold_metric(task, name, 1),
                                           n_resamples=resamples, seed=seed)
         else:
-            test = paired_bootstrap(per_a, per_b, gold, mean_over_seeds, n_resamples=resamples, seed=seed)
-        comparisons.append(Comparison(language, seeds, len(ids), name, mean_over_seeds(per_a, gold),
-                                      mean_over_seeds(per_b, gold), **test, method_a=method_a, method_b=method_b,
+            test = paired_bootstrap(items_a, items_b, ids, mean_over_seeds, n_resamples=resamples, seed=seed)
+        comparisons.append(Comparison(language, seeds, len(ids), name, mean_over_seeds(items_a, ids),
+                                      mean_over_seeds(items_b, ids), **test, method_a=method_a, method_b=method_b,
                                       resampled="seeds+examples" if resample_seeds else "examples"))
     if not comparisons:
         raise DataError(f"{method_a} and {method_b} have no language and seed in common", path=run_dir / "results")
