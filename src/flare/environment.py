@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +38,11 @@ def git_state() -> dict[str, str | bool] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())} if commit else None
+
+
+def finished_at() -> str:
+    """The UTC time, to the second, that result files record as "finished"."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def portable_path(path: str) -> str:

@@ -260,9 +260,7 @@ class ExperimentInputs:
         seconds from start to end, model load included; texts from the cache are counted, not timed),
         so that the cost of MT sits in a file beside its quality (a run that found everything in the
         cache leaves the file alone)."""
-        from datetime import datetime, timezone
-
-        from flare.environment import git_state, package_versions
+        from flare.environment import finished_at, git_state, package_versions
         from flare.results.schema import write_json
 
         write_json(self.output_dir / "translations" / "cost.json", {
@@ -271,7 +269,7 @@ class ExperimentInputs:
             "texts_from_cache": stats.cached, "model_calls": stats.batches, "seconds": seconds,
             "texts_per_second": stats.translated / seconds, "threads": torch.get_num_threads(),
             "device": str(self.accelerator.device), "versions": package_versions(), "git": git_state(),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": finished_at(),
         })
 
     def references(self, examples, method: str = "") -> list:

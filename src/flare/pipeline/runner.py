@@ -7,7 +7,6 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -18,7 +17,7 @@ from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
 from flare.pipeline.inputs import ExperimentInputs
-from flare.environment import environment_record
+from flare.environment import environment_record, finished_at
 from flare.pipeline.sanity import learning_warnings
 from flare.pipeline.training import FitResult, fit, predict
 from flare.tasks import get_task
@@ -339,7 +338,7 @@ class Experiment(ExperimentInputs):
             "config": cfg.to_dict(),
             "environment": environment_record(cfg.model, str(self.resolved.path_or_id), cfg.revision,
                                               str(self.accelerator.device)),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": finished_at(),
         }
 
     def run_trial(self, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig,

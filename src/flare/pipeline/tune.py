@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from flare.environment import finished_at
 from flare.errors import FlareError
 from flare.pipeline.config import MethodConfig, grid_points
 
@@ -94,7 +94,7 @@ def tune_method(experiment, method: MethodConfig) -> dict:
                     run_name = f"tuning/{method.name}/{key}/{language}/seed-{seed}"
                     trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
                              **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
-                             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                             "finished": finished_at()}
                     if experiment.accelerator.is_main_process:
                         write_json(path, trial)
                         from flare.pipeline.checkpoint import remove_checkpoints
@@ -134,7 +134,7 @@ def choose(method: str, wanted: dict, trials: list[dict]) -> dict:
     return {"method": method, "metric": metric, "split": "validation", "grid": wanted["grid"],
             "languages": wanted["languages"], "seeds": wanted["seeds"], "points": points,
             "chosen": points[best]["point"], "chosen_key": points[best]["key"], "chosen_mean": points[best]["mean"],
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "finished": finished_at()}
 
 
 def _finite(value: float) -> float:
