@@ -50,6 +50,12 @@ class MethodSpec:
         """The method needs each example's English partner."""
         return self.input != "target" or self.source == "english"
 
+    def scored_on_english(self, task_kind: str) -> bool:
+        """Scored against the English partner's gold: a QA method that reads only the English side
+        answers in English. A class label is the same in both languages: classification is always
+        scored on the target example's label."""
+        return self.input == "english" and task_kind == "qa"
+
 
 _METHODS: dict[str, MethodSpec] = {}
 

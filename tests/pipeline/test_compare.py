@@ -212,3 +212,33 @@ def test_each_method_is_scored_against_its_own_gold(tmp_path):
         assert result.score_a == pytest.approx(100.0)
         assert result.score_b == pytest.approx(90.0)  # 36 of 40 right against its English gold
         assert result.delta == pytest.approx(10.0)
+
+
+def test_gold_is_read_from_the_data_by_id(tmp_path, data_root):
+    """Result files store ids and predictions, no copy of the data: compare reads each example's
+    gold from the task data (the shared NusaX Javanese test split) by id, in any order; an id the
+    data does not have names the result file and says what to do."""
+    from flare.tasks import get_task
+
+    test = get_task("nusax").load("jav", "test", data_root)
+    right = {e.id: e.label for e in test}
+    ids = sorted(right, reverse=True)  # not the file order
+
+    def write(method, predicted, ids=ids):
+        path = tmp_path / "results" / method / "jav" / "seed-1.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "schema": 1, "task": "nusax", "model": "m", "method": method, "language": "jav", "seed": 1,
+            "metrics": {"test": {}}, "primary_metric": "macro_f1", "config": {"task": "nusax"},
+            "predictions": {"ids": ids, "predicted": predicted}}))
+        return path
+
+    write("flare", [right[i] for i in ids])
+    write("lora", [(right[i] + 1) % 3 if n % 4 == 0 else right[i] for n, i in enumerate(ids)])
+    (jav,) = compare(tmp_path, "flare", "lora", resamples=50, data_dir=data_root)
+    assert jav.examples == len(test) and jav.score_a == pytest.approx(100.0) and 60 < jav.score_b < 90
+    write("lora", [0] * 3, ids=["no-such-row", *ids[:2]])
+    path = write("flare", [0] * 3, ids=["no-such-row", *ids[:2]])
+    with pytest.raises(DataError, match="1 test example ids of this run are not in the jav test split") as err:
+        compare(tmp_path, "flare", "lora", resamples=50, data_dir=data_root)
+    assert str(err.value).startswith(str(path)) and "pass --data-dir" in str(err.value)

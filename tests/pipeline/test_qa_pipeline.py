@@ -11,6 +11,7 @@ from flare.pipeline.config import load_config
 from flare.heads import QASettings
 from flare.heads.generative_qa import DecoderGenerativeQA, extract_generated_answer
 from flare.heads.span_qa import EncoderSpanQA, answer_token_span, best_answer, span_candidates
+from flare.results.compare import compare
 from flare.results.report import build_report
 from flare.pipeline.runner import Experiment
 from flare.tasks import get_task
@@ -45,7 +46,8 @@ def test_every_method_answers_questions_and_writes_its_result(tmp_path, qa_check
         test = result["metrics"]["test"]
         assert set(test) == {"exact_match", "f1"} and all(0 <= v <= 100 for v in test.values())
         predictions = result["predictions"]
-        assert len(predictions["predicted"]) == len(predictions["gold"]) == 9
+        assert len(predictions["predicted"]) == len(predictions["ids"]) == 9
+        assert "gold" not in predictions  # the data's own answers: compare reads them from the data
         assert all(isinstance(p, str) for p in predictions["predicted"])
         if method in ("lora", "flare", "flare-mt", "input-fusion", "xmixup"):
             assert set(result["metrics"]["validation"]) == {"exact_match", "f1"}
@@ -53,13 +55,12 @@ def test_every_method_answers_questions_and_writes_its_result(tmp_path, qa_check
             test_examples = experiment.load("de", "test")
             contexts = [e.english.context if method == "translate-test" else e.context for e in test_examples]
             assert all(p in c for p, c in zip(predictions["predicted"], contexts))
-    for method in METHODS:
+    for method in [m for m in METHODS if m != "zero-shot"] + ["flare-no-english"]:
+        # compare reads each method's gold from the data by id and scores it as the run did (translate-test
+        # reads English and is scored against the English partner's answers, the others the German ones)
         result = json.loads((tmp_path / "run" / "results" / method / "de" / "seed-1.json").read_text())
-        gold = result["predictions"]["gold"]
-        test_examples = experiment.load("de", "test")
-        # translate-test reads English and is scored against the English partner's answers
-        expected = [e.english.answer_texts if method == "translate-test" else e.answer_texts for e in test_examples]
-        assert gold == [list(g) for g in expected]
+        (comparison,) = compare(tmp_path / "run", method, "zero-shot", resamples=10)
+        assert comparison.score_a == pytest.approx(result["metrics"]["test"]["f1"])
     saved = json.loads((tmp_path / "run" / "results" / "flare" / "de" / "seed-1.json").read_text())
     assert experiment.evaluate_saved("flare", "de", 1, "de") == saved["metrics"]["test"]
     report = build_report(tmp_path / "run")
@@ -92,7 +93,7 @@ def test_shared_xquad_trains_and_scores(tmp_path, qa_checkpoints, data_root):
                        "train.max_train_examples=16", "train.max_eval_examples=16")
     [path] = Experiment(config).run()
     result = json.loads(path.read_text())
-    assert len(result["predictions"]["gold"]) == 250 and all(result["predictions"]["gold"])
+    assert len(result["predictions"]["predicted"]) == 250 and "gold" not in result["predictions"]
     assert set(result["metrics"]["test"]) == {"exact_match", "f1"}
     assert json.loads((tmp_path / "run" / "stage1" / "stage1.json").read_text())["test"] is not None
 
@@ -115,6 +116,28 @@ def test_machine_translated_qa_keeps_the_projected_answers(tmp_path, qa_checkpoi
     test = experiment.load("de", "test")
     assert [e.id for e in test] == [e.id for e in xquad_de["test"]]
     assert [e.english.answer_texts for e in test] == [e.answer_texts for e in xquad_de["test"]]
+
+
+def test_a_machine_made_gold_is_stored_and_the_data_gold_read_again(tmp_path, qa_checkpoints, qa_data_root):
+    """A result file holds no copy of the data's answers, except where a machine made the gold:
+    translate-test under machine translation is scored against the English answers projected
+    through MT, so its file stores them; `flare compare` scores both methods as the runs did."""
+
+    class Upper:  # a 'translation' that keeps the quote markers where they are
+        def translate(self, texts, src, tgt):
+            return [t.upper() for t in texts]
+
+    config = qa_config(tmp_path, qa_checkpoints["bert"], qa_data_root, "bert", ["zero-shot", "translate-test"],
+                       "translation.model=stand-in-mt", "translation.mode=mt-english")
+    experiment = Experiment(config, log=lambda m: None)
+    experiment._translator = Upper()
+    results = {json.loads(p.read_text())["method"]: json.loads(p.read_text()) for p in experiment.run()}
+    assert "gold" not in results["zero-shot"]["predictions"]
+    german = get_task("xquad").load("de", "test", qa_data_root)
+    assert results["translate-test"]["predictions"]["gold"] == [[a.upper() for a in e.answer_texts] for e in german]
+    (comparison,) = compare(tmp_path / "run", "translate-test", "zero-shot", resamples=10, data_dir=qa_data_root)
+    assert comparison.score_a == pytest.approx(results["translate-test"]["metrics"]["test"]["f1"])
+    assert comparison.score_b == pytest.approx(results["zero-shot"]["metrics"]["test"]["f1"])
 
 
 def test_tydiqa_english_stage1_runs_on_the_shared_data(tmp_path, qa_checkpoints, data_root):
@@ -152,7 +175,7 @@ def test_a_qa_stage1_model_is_borrowed_from_another_experiment(tmp_path, qa_chec
     assert (tmp_path / "tydiqa" / "results" / "zero-shot" / "sw" / "seed-1.json") == path
     assert (tmp_path / "tydiqa" / result["stage1"]["dir"]).resolve() == folder.resolve()
     assert not (tmp_path / "tydiqa" / "stage1").exists() and weights.stat().st_mtime_ns == made
-    assert set(result["metrics"]["test"]) == {"exact_match", "f1"} and len(result["predictions"]["gold"]) > 100
+    assert set(result["metrics"]["test"]) == {"exact_match", "f1"} and len(result["predictions"]["predicted"]) > 100
     assert result["english_side"] == "none (no method reads an English partner)"  # TyDiQA is not parallel
 
     with pytest.raises(ConfigError, match="holds no stage-1 model.*flare finetune"):

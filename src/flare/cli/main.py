@@ -260,9 +260,13 @@ def compare(run_dir: Annotated[Path, typer.Argument(help="An experiment's output
                 help="validation: a base method's name (flare) stands for its variant chosen on validation, "
                      "as in flare report --select-on validation.")] = None,
             per_language: Annotated[bool, typer.Option(
-                "--per-language", help="With --select-on: the variant chosen per language.")] = False) -> None:
-    """Paired bootstrap test of METHOD_A against each METHOD_B per language, from stored predictions,
-    with the p-values corrected over the family of every language of every pair compared."""
+                "--per-language", help="With --select-on: the variant chosen per language.")] = False,
+            data_dir: Annotated[Optional[Path], typer.Option(
+                help="The task data the gold is read from (default: the runs' data_dir, else $FLARE_DATA, "
+                     "../shared/data or the download folder).")] = None) -> None:
+    """Paired bootstrap test of METHOD_A against each METHOD_B per language, from stored predictions
+    (the gold read from the task data by example id), with the p-values corrected over the family of
+    every language of every pair compared."""
     from flare.results.compare import compare_family, format_family, write_family
 
     try:
@@ -275,7 +279,8 @@ def compare(run_dir: Annotated[Path, typer.Argument(help="An experiment's output
         if per_language and select_on is None:
             raise FlareError("--per-language chooses variants, so it needs --select-on validation")
         family = compare_family(run_dir, pairs, metric, resamples, resample_seeds=resample_seeds,
-                                correction=correction, select_on=select_on, per_language=per_language)
+                                correction=correction, select_on=select_on, per_language=per_language,
+                                data_dir=data_dir)
         Console().print(Markdown(format_family(family)))
         console.print("written: " + ", ".join(str(p) for p in write_family(run_dir, family)))
     except FlareError as err:

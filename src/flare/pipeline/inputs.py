@@ -276,7 +276,7 @@ class ExperimentInputs:
         """Gold values for the metric. Translate-test on QA answers in English: its prediction is
         scored against the English partner's answer (a target-language gold string cannot be
         compared with an English one)."""
-        if method and get_method(method).input == "english" and self.task.kind == "qa":
+        if method and get_method(method).scored_on_english(self.task.kind):
             examples = [e.english for e in examples]
         return self.head.references(examples)
 

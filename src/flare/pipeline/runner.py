@@ -18,6 +18,7 @@ from flare.pipeline.config import MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
 from flare.pipeline.inputs import ExperimentInputs
 from flare.environment import environment_record, finished_at
+from flare.methods import get_method
 from flare.pipeline.sanity import learning_warnings
 from flare.pipeline.training import FitResult, fit, predict
 from flare.tasks import get_task
@@ -291,8 +292,7 @@ class Experiment(ExperimentInputs):
                   "metrics": {"test": self.score(predictions["test"], test),
                               **({"validation": valid_scores} if valid_scores else {})},
                   "timings": {**(trained_result.get("timings") or {}), "eval_seconds": eval_seconds},
-                  "predictions": {"ids": [e.id for e in test], "predicted": predictions["test"],
-                                  "gold": self.references(test)}}
+                  "predictions": self._prediction_record(test, predictions["test"], method.method, language)}
         result["budget"] = {**(trained_result.get("budget") or {}), "eval_seconds": eval_seconds}
         result["reference_scores"] = trained_result.get("reference_scores") or self.reference_scores(
             language, {"validation": valid or [], "test": test})
@@ -300,6 +300,16 @@ class Experiment(ExperimentInputs):
                                                result["reference_scores"], self.primary_metric)
         self._warn(result["warnings"])
         return self.result_path(name, language, seed), result
+
+    def _prediction_record(self, test: list, predicted: list, method: str, language: str) -> dict:
+        """The test predictions by example id. The gold is left out where it is the data's own
+        (``flare compare`` reads it again from the data by id, so a result file holds no copy of the
+        data's labels or answers) and stored where a machine made it: QA translate-test's English
+        answers when the English side is machine translation (the answers projected through it)."""
+        record = {"ids": [e.id for e in test], "predicted": predicted}
+        if get_method(method).scored_on_english(self.task.kind) and self.mt_plan(language, "test") == "english":
+            record["gold"] = self.references(test, method)
+        return record
 
     def _result(self, method_name: str, name: str, language: str, seed: int, test: list, predictions: dict,
                 valid_scores: dict | None, references: dict | None, fit_result, train_cfg: TrainConfig,
@@ -333,8 +343,7 @@ class Experiment(ExperimentInputs):
             "english_side": self.english_side,
             "translation": self.translation_record(language),
             **self._label_mismatch_record(language),
-            "predictions": {"ids": [e.id for e in test], "predicted": predictions["test"],
-                            "gold": self.references(test, name)},
+            "predictions": self._prediction_record(test, predictions["test"], name, language),
             "config": cfg.to_dict(),
             "environment": environment_record(cfg.model, str(self.resolved.path_or_id), cfg.revision,
                                               str(self.accelerator.device)),

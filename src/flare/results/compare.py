@@ -9,9 +9,15 @@ whether A's advantage holds across the test examples with training randomness av
 seeds both methods ran. With ``resample_seeds`` each resample first draws the seeds with
 replacement too (seed s of A stays paired with seed s of B), so that the interval and p-value
 include the spread over training seeds (:mod:`flare.results.stats` defines delta, p-value,
-interval and the corrections). Each method is scored against the gold its own runs stored: for
-QA, translate-test's English answers are scored against the English partner's answers, every
-other method's against the target language's.
+interval and the corrections).
+
+The gold: each method is scored against its own. For QA, translate-test's English answers are
+scored against the English partner's answers, every other method's against the target language's
+(``MethodSpec.scored_on_english``). A result file stores its predictions by test example id and
+no copy of the data: the gold is read again from the task data by id (the data folder from
+``data_dir``, else the run's own ``data_dir``, else the usual search), except where the file
+stores it because a machine made it (translate-test's English answers projected through machine
+translation) or because an older flare stored every gold.
 
 The family: every (pair, language) test of one call, e.g. all languages of A vs B, or of A vs B
 and A vs C when several pairs are compared at once. Holm-Bonferroni (default), Benjamini-Hochberg
@@ -34,10 +40,12 @@ from pathlib import Path
 
 from flare.errors import ConfigError, DataError
 from flare.io import write_text_atomic
+from flare.methods import get_method, method_names
 from flare.results.schema import AVG, load_results
 from flare.results.selection import apply_selection, select_variants
 from flare.results.stats import CORRECTIONS, adjust_p_values, hierarchical_bootstrap, paired_bootstrap
 from flare.tasks import get_task
+from flare.tasks.data_root import find_data_root
 
 ALPHA = 0.05
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "BH", "none": "uncorrected"}
@@ -86,11 +94,57 @@ class Family:
 def _predictions(path: Path) -> dict:
     data = json.loads(path.read_text(encoding="utf-8"))
     predictions = data.get("predictions")
-    if not isinstance(predictions, dict) or not {"ids", "predicted", "gold"} <= predictions.keys():
-        raise DataError("has no stored predictions (ids, predicted, gold)", path=path,
+    if not isinstance(predictions, dict) or not {"ids", "predicted"} <= predictions.keys():
+        raise DataError("has no stored predictions (ids, predicted)", path=path,
                         hint="rerun the run with this version of flare: result files store per-example predictions")
-    return {"task": data.get("task"), "metric": data.get("primary_metric"),
-            "by_id": dict(zip(predictions["ids"], zip(predictions["predicted"], predictions["gold"])))}
+    stored = predictions.get("gold")
+    return {"path": path, "task": data.get("task"), "metric": data.get("primary_metric"),
+            "method": data.get("base_method") or data.get("method"), "language": data.get("language"),
+            "config": data.get("config") or {},
+            "by_id": dict(zip(predictions["ids"], predictions["predicted"])),
+            "gold": None if stored is None else dict(zip(predictions["ids"], stored))}
+
+
+class GoldFromData:
+    """Each run's gold by test example id, read from the task data (each split loaded once)."""
+
+    def __init__(self, data_dir: str | os.PathLike | None = None):
+        self.data_dir = data_dir
+        self._splits: dict[tuple, dict] = {}
+
+    @staticmethod
+    def task(run: dict):
+        return get_task(run["task"], run["config"].get("task_options") or None)
+
+    def _examples(self, run: dict) -> dict:
+        config = run["config"]
+        options = config.get("task_options") or None
+        task = self.task(run)
+        explicit = self.data_dir
+        if explicit is None and config.get("data_dir") and Path(config["data_dir"]).is_dir():
+            explicit = config["data_dir"]
+        root = find_data_root(explicit, needs=getattr(task, "folder", None) or None)
+        key = (run["task"], json.dumps(options, sort_keys=True, default=str), str(root.path), run["language"])
+        if key not in self._splits:
+            self._splits[key] = {"task": task, "root": root,
+                                 "by_id": {e.id: e for e in task.load(run["language"], "test", root.path)}}
+        return self._splits[key]
+
+    def __call__(self, run: dict, ids: list) -> list:
+        """The gold of ``ids`` for this run: stored in its file, else from the data."""
+        if run["gold"] is not None:
+            return [run["gold"][i] for i in ids]
+        split = self._examples(run)
+        missing = [i for i in ids if i not in split["by_id"]]
+        if missing:
+            raise DataError(f"{len(missing)} test example ids of this run are not in the {run['language']} test split "
+                            f"of {split['root']} (e.g. {missing[0]!r})", path=run["path"],
+                            hint="compare with the data the run was tested on: pass --data-dir")
+        examples = [split["by_id"][i] for i in ids]
+        method = run["method"]
+        if method in method_names() and get_method(method).scored_on_english(split["task"].kind):
+            examples = [e.english for e in examples]
+        return examples
 
 
 def _run_paths(run_dir: str | os.PathLike, metric: str | None, select_on: str | None, per_language: bool
@@ -119,10 +173,10 @@ def _run_paths(run_dir: str | os.PathLike, metric: str | None, select_on: str | 
 
 def _own_gold_metric(task, name: str, n_seeds: int):
     """metric_fn over examples given as (predictions, gold) pairs, one prediction per seed: the mean
-    over seeds. Each method is scored against the gold its own runs stored, and the bootstrap's
-    shared references (the example ids) are not read: two methods may store different gold for
-    one example (QA's translate-test answers in English and is scored against the English
-    partner's answers, every other method against the target language's)."""
+    over seeds. Each method is scored against its own gold, and the bootstrap's shared references
+    (the example ids) are not read: two methods may have different gold for one example (QA's
+    translate-test answers in English and is scored against the English partner's answers, every
+    other method against the target language's)."""
     def score(items: list[tuple[tuple, object]], _ids: list) -> float:
         gold = [g for _, g in items]
         return sum(task.metric([p[s] for p, _ in items], gold)[name] for s in range(n_seeds)) / n_seeds
@@ -131,7 +185,7 @@ def _own_gold_metric(task, name: str, n_seeds: int):
 
 
 def _compare_pair(paths: dict[tuple[str, str], dict[int, Path]], run_dir: Path, method_a: str, method_b: str,
-                  metric: str | None, resamples: int, seed: int, resample_seeds: bool,
+                  metric: str | None, resamples: int, seed: int, resample_seeds: bool, gold: GoldFromData,
                   selected: bool = False) -> list[Comparison]:
     """One paired bootstrap per language that both methods have runs for (common seeds only)."""
     methods = {method for method, _ in paths}
@@ -148,7 +202,7 @@ def _compare_pair(paths: dict[tuple[str, str], dict[int, Path]], run_dir: Path, 
             continue
         a = [_predictions(paths[method_a, language][s]) for s in seeds]
         b = [_predictions(paths[method_b, language][s]) for s in seeds]
-        task = get_task(a[0]["task"])
+        task = gold.task(a[0])
         name = metric or a[0]["metric"]
         ids = sorted(set.intersection(*(set(run["by_id"]) for run in a + b)))
         if not ids:
@@ -156,7 +210,7 @@ def _compare_pair(paths: dict[tuple[str, str], dict[int, Path]], run_dir: Path, 
                             path=run_dir / "results")
 
         def with_gold(runs: list[dict]) -> list[tuple[tuple, object]]:  # (one prediction per seed, its gold)
-            return [(tuple(run["by_id"][i][0] for run in runs), runs[0]["by_id"][i][1]) for i in ids]
+            return list(zip((tuple(run["by_id"][i] for run in runs) for i in ids), gold(runs[0], ids)))
 
         items_a, items_b = with_gold(a), with_gold(b)
         mean_over_seeds = _own_gold_metric(task, name, len(seeds))
@@ -177,8 +231,10 @@ def _compare_pair(paths: dict[tuple[str, str], dict[int, Path]], run_dir: Path, 
 
 def compare_family(run_dir: str | os.PathLike, pairs: list[tuple[str, str]], metric: str | None = None,
                    resamples: int = 1000, seed: int = 0, resample_seeds: bool = False, correction: str = "holm",
-                   select_on: str | None = None, per_language: bool = False) -> Family:
-    """Every language of every (A, B) pair, with p adjusted by ``correction`` over all of them."""
+                   select_on: str | None = None, per_language: bool = False,
+                   data_dir: str | os.PathLike | None = None) -> Family:
+    """Every language of every (A, B) pair, with p adjusted by ``correction`` over all of them.
+    ``data_dir``: the task data the gold is read from (default: the runs' own, else the search)."""
     if correction not in CORRECTIONS:
         raise ConfigError(f"unknown correction {correction!r}; choose one of {', '.join(CORRECTIONS)}")
     if not pairs:
@@ -186,9 +242,10 @@ def compare_family(run_dir: str | os.PathLike, pairs: list[tuple[str, str]], met
     if len(set(pairs)) != len(pairs):
         raise ConfigError("a pair of methods is named twice: name every pair once (the family counts each test)")
     paths, selected = _run_paths(run_dir, metric, select_on, per_language)
+    gold = GoldFromData(data_dir)
     comparisons = [c for a, b in pairs
                    for c in _compare_pair(paths, Path(run_dir), a, b, metric, resamples, seed, resample_seeds,
-                                          select_on is not None)]
+                                          gold, select_on is not None)]
     # A raw p of 0 means p < 1/resamples: the correction takes 1/resamples, an upper bound.
     raw = [max(c.p_value, 1 / resamples) for c in comparisons]
     for c, adjusted in zip(comparisons, adjust_p_values(raw, correction)):
@@ -200,12 +257,12 @@ def compare_family(run_dir: str | os.PathLike, pairs: list[tuple[str, str]], met
 
 def compare(run_dir: str | os.PathLike, method_a: str, method_b: str, metric: str | None = None,
             resamples: int = 1000, seed: int = 0, resample_seeds: bool = False,
-            correction: str = "holm", select_on: str | None = None, per_language: bool = False
-            ) -> list[Comparison]:
+            correction: str = "holm", select_on: str | None = None, per_language: bool = False,
+            data_dir: str | os.PathLike | None = None) -> list[Comparison]:
     """One paired bootstrap per language that both methods have runs for (common seeds only);
     ``p_adjusted`` corrects over these languages (the family of one pair)."""
     return compare_family(run_dir, [(method_a, method_b)], metric, resamples, seed, resample_seeds, correction,
-                          select_on, per_language).comparisons
+                          select_on, per_language, data_dir).comparisons
 
 
 def format_family(family: Family) -> str:
