@@ -186,6 +186,17 @@ def test_avg_uses_only_seeds_covering_all_languages(tmp_path):
     assert "(n=k): only k seeds" in report.table_markdown()
 
 
+def test_the_other_metrics_table_marks_partial_cells_like_the_main_table(tmp_path):
+    # A method still running: one language, two of three seeds (study 4's input-fusion mid-way).
+    populate(tmp_path, {"zero-shot": F1["zero-shot"], "lora": {"jav": (0.70, 0.72)}})
+    text = build_report(tmp_path).markdown_document()
+    main_row = next(line for line in text.splitlines() if line.startswith("| lora"))
+    assert main_row == "| lora | **71.0 ± 1.4** (n=2) | – | 71.0 ± 1.4 (n=2) † |"
+    also = text[text.index("## Also: accuracy (%)"):]
+    also_row = next(line for line in also.splitlines() if line.startswith("| lora"))
+    assert also_row == "| lora | 72.0 ± 1.4 (n=2) | – | 72.0 ± 1.4 (n=2) † |"
+
+
 def test_single_seed_shows_mean_only(tmp_path):
     populate(tmp_path, {"zero-shot": {"jav": (0.5,)}, "lora": {"jav": (0.7, 0.8)}})
     report = build_report(tmp_path)

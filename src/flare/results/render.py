@@ -77,6 +77,21 @@ def format_cell(cell, scale: float, decimals: int) -> str:
     return text
 
 
+def largest_n(rows, columns: Sequence[str]) -> int:
+    """The most seeds behind any cell of ``rows`` (the fullest cell, against which others are marked)."""
+    return max((cell.n for row in rows for col in columns if (cell := row.cell(col))), default=0)
+
+
+def annotate(text: str, cell, row, column: str, max_n: int) -> str:
+    """``text`` with `` (n=2)`` when the cell has fewer seeds than the fullest cell and ``†`` when it
+    is an avg over a subset of the languages: the same marks in every table of a report."""
+    if cell.n < max_n:
+        text += f" (n={cell.n})"
+    if column == AVG and not row.covers_all_languages:
+        text += f" {DAGGER}"
+    return text
+
+
 class ReportText:
     """The text methods of :class:`flare.results.report.Report` (tables, notes, results.md, files)."""
 
@@ -84,15 +99,21 @@ class ReportText:
         return format_cell(cell, self.scale, self.decimals)
 
     def other_metrics_markdown(self) -> str:
-        """A plain table (same cells, no bold) of every other metric of the split, reported beside
-        the main one: QA's exact_match beside f1, accuracy beside macro-F1."""
+        """A plain table (same cells and marks, no bold) of every other metric of the split, reported
+        beside the main one: QA's exact_match beside f1, accuracy beside macro-F1."""
         parts = []
         for metric, (languages, rows, scale) in self.other_metrics.items():
             columns = [*languages, AVG]
             lines = [f"## Also: {metric} (%)", "", "| method | " + " | ".join(md_escape(c) for c in columns) + " |",
                      "|" + "|".join([":---"] + ["---:"] * len(columns)) + "|"]
-            lines += ["| " + " | ".join([md_escape(row.method)] + [format_cell(row.cell(c), scale, self.decimals)
-                                                                    for c in columns]) + " |" for row in rows]
+            max_n = largest_n(rows, columns)
+            for row in rows:
+                texts = [md_escape(row.method)]
+                for col in columns:
+                    cell = row.cell(col)
+                    text = format_cell(cell, scale, self.decimals)
+                    texts.append(text if cell is None else annotate(text, cell, row, col, max_n))
+                lines.append("| " + " | ".join(texts) + " |")
             parts.append("\n".join(lines) + "\n")
         return "\n".join(parts)
 
@@ -115,10 +136,7 @@ class ReportText:
                 if cell is not None:
                     if markdown and row.method in best[col]:
                         text = f"**{text}**"
-                    if cell.n < max_n:
-                        text += f" (n={cell.n})"
-                    if col == AVG and not row.covers_all_languages:
-                        text += f" {DAGGER}"
+                    text = annotate(text, cell, row, col, max_n)
                 elif col == AVG and row.cells:
                     text += " (no seed covers all languages)"
                 texts.append(text)

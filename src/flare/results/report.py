@@ -22,7 +22,7 @@ from typing import Any
 
 from flare.errors import DataError
 from flare.results.aggregate import Cell, ReportRow, aggregate, long_rows, majority, scale_for, timing_rows
-from flare.results.render import ReportText
+from flare.results.render import ReportText, largest_n
 from flare.results.schema import AVG, RunResult, load_results
 from flare.results.selection import Selection, apply_selection, post_hoc_variants, select_variants
 
@@ -101,10 +101,7 @@ class Report(ReportText):
 
     @property
     def max_n(self) -> int:
-        return max(
-            (cell.n for row in self.rows for col in [*self.languages, AVG] if (cell := row.cell(col))),
-            default=0,
-        )
+        return largest_n(self.rows, [*self.languages, AVG])
 
 
 def build_report(
