@@ -54,12 +54,16 @@ def gradients(model):
 
 @pytest.mark.parametrize("family", ["bert", "llama", "gemma3", "mt5"])
 @pytest.mark.parametrize("use_reentrant", [False, True])
-def test_gradient_checkpointing_gives_same_loss_and_gradients(family, use_reentrant):
+@pytest.mark.parametrize("when", ["after wrapping", "before wrapping"])
+def test_gradient_checkpointing_gives_same_loss_and_gradients(family, use_reentrant, when):
     results = []
     for checkpointing in (False, True):
-        model = get_flare_model(tiny_model(family), FlareConfig(fusion="add_relu", init_seed=0))
+        base = tiny_model(family)
+        if checkpointing and when == "before wrapping":  # turned on on the user's model, then wrapped
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": use_reentrant})
+        model = get_flare_model(base, FlareConfig(fusion="add_relu", init_seed=0))
         nonzero_b(model)
-        if checkpointing:
+        if checkpointing and when == "after wrapping":
             model.gradient_checkpointing_enable(use_reentrant=use_reentrant)
         loss = fused_loss(model, family)
         loss.backward()

@@ -7,6 +7,7 @@ import torch
 
 from flare.core.alignment import Alignment
 from flare.core.config import FlareConfig
+from flare.core.fusion import FUSIONS
 from flare.core.model import FINAL, get_flare_model
 from flare.errors import ConfigError
 from flare.testing.tiny_models import random_batch, tiny_model
@@ -114,7 +115,7 @@ def test_unknown_alignment_is_a_config_error():
 
 
 @pytest.mark.parametrize("family", ["bert", "llama", "mt5"])
-@pytest.mark.parametrize("fusion", ["add", "mul", "cross_attention"])
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))  # every registered function
 @pytest.mark.parametrize("padding_side", ["right", "left"])
 def test_source_padding_content_changes_nothing(family, fusion, padding_side):
     model = get_flare_model(tiny_model(family), FlareConfig(fusion=fusion, init_seed=1))

@@ -88,6 +88,9 @@ def test_device_is_checked(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(FlareError, match="torch sees no CUDA GPU"):
             make_accelerator("cuda")
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        with pytest.raises(FlareError, match="torch has no MPS"):
+            make_accelerator("mps")
     assert make_accelerator("cpu").device.type == "cpu"
 
 

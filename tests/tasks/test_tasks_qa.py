@@ -5,6 +5,9 @@ file): they load without options, every answer sits at its offset, and a predict
 (Blanked copies are refused: tests/tasks/test_tasks_errors.py.)
 """
 
+import json
+from pathlib import Path
+
 import pytest
 
 from flare.tasks import QAExample, get_task
@@ -30,11 +33,14 @@ def tydiqa_en(data_root):
     return {split: task.load("en", split, data_root) for split in ("train", "validation")}
 
 
-def test_tydiqa_english_train_validation(tydiqa_en):
+def test_tydiqa_english_train_validation(tydiqa_en, data_root):
     assert len(tydiqa_en["train"]) == 3326
     assert len(tydiqa_en["validation"]) == 370
     ids = [e.id for split in tydiqa_en.values() for e in split]
     assert len(set(ids)) == 3696  # unique ids replace the file's repeated ones
+    raw = json.loads((Path(data_root) / "tydiqa" / "tydiqa.goldp.en.train.json").read_text(encoding="utf-8"))
+    raw_ids = [q["id"] for article in raw["data"] for p in article["paragraphs"] for q in p["qas"]]
+    assert (len(raw_ids), len(set(raw_ids))) == (3696, 89)  # the file's own ids (docs/data.md)
     for examples in tydiqa_en.values():
         for e in examples:
             check_offsets(e)
