@@ -10,6 +10,7 @@ from flare.core.config import FlareConfig
 from flare.core.model import get_flare_model
 from flare.pipeline.data import Collator, build_features, source_kwargs
 from flare.heads import create_head
+from flare.heads.base import BaseHead
 from flare.tasks import get_task
 
 
@@ -65,20 +66,28 @@ def test_scoring_at_the_needed_positions_matches_full_logits(tiny_checkpoints, d
 
 @pytest.mark.parametrize("method, alignment", [("lora", "start"), ("flare", "start"), ("flare", "end"),
                                                ("input-fusion", "start")])
-def test_answer_position_loss_equals_the_models_own_loss(tiny_checkpoints, data_root, method, alignment):
-    task = get_task("nusax")
-    head = create_head(task, tiny_checkpoints["llama"], 64)
-    head.label_ids = [[11], [12, 13], [14, 15, 16]]  # answers of different lengths in one batch
+@pytest.mark.parametrize("task_name", ["nusax", "xquad"])  # label words; generated answers
+def test_answer_position_loss_equals_the_models_own_loss(request, task_name, method, alignment, monkeypatch):
+    task = get_task(task_name)
+    if task_name == "nusax":
+        head = create_head(task, request.getfixturevalue("tiny_checkpoints")["llama"], 64)
+        head.label_ids = [[11], [12, 13], [14, 15, 16]]  # answers of different lengths in one batch
+        examples = task.load("jav", "train", request.getfixturevalue("data_root"))[:10]
+    else:  # answers of different lengths after prompts of different lengths
+        head = create_head(task, request.getfixturevalue("qa_checkpoints")["llama"], 40)
+        examples = task.load("de", "train", request.getfixturevalue("qa_data_root"))[:10]
+        assert len({len(e.answer_texts[0]) for e in examples}) > 1
     model = get_flare_model(head.load_model(), FlareConfig(init_seed=0, target_modules=["q_proj", "v_proj"],
                                                            alignment=alignment))
     with torch.no_grad():
         for name, param in model.trainable_parameters().items():
             if "lora_B" in name:
                 param.normal_(std=0.5)
-    examples = task.load("jav", "train", data_root)[:10]
     batch = Collator(head.pad_id)(build_features(examples, head, method))
     source = source_kwargs(batch)
-    ours = head.loss(model, batch, source)
+    with monkeypatch.context() as patch:  # the answer-position path, not the full-logits fall-back
+        patch.setattr(BaseHead, "loss", lambda *a: pytest.fail("fell back to the model's own loss"))
+        ours = head.loss(model, batch, source)
     if source:  # the model's own loss pass, told where each prompt ends
         prompt = batch["attention_mask"].bool() & (batch["labels"] == -100)
         source = {**source, "target_lengths": prompt.sum(1)}

@@ -106,7 +106,30 @@ class CausalLMHead:
         return AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
 
     def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
-        return super().loss(model, batch, with_prompt_lengths(model, source, prompt_lengths(batch)))
+        """The causal-LM loss on the answer tokens (label words, generated answers), with the LM
+        head run only where they are predicted (logits_to_keep): on a large vocabulary (Gemma:
+        262k) the head over every position of a long prompt is most of a step's work and memory.
+        Same value as the model's own loss (mean over answer tokens); models that compute their
+        own objective (X-Mixup) or ignore logits_to_keep get the plain path."""
+        labels = batch["labels"]
+        source = with_prompt_lengths(model, source, prompt_lengths(batch))
+        if getattr(getattr(model, "module", model), "computes_own_loss", False):
+            return super().loss(model, batch, source)
+        answer = labels != -100
+        counts = answer.sum(1)
+        width = int(counts.max())
+        offsets = torch.arange(width, device=labels.device)
+        positions = (answer.int().argmax(1) - 1)[:, None] + offsets  # the logit before each answer token
+        positions = positions.clamp(0, labels.shape[1] - 2)
+        targets = labels.gather(1, positions + 1).masked_fill(offsets >= counts[:, None], -100)
+        try:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           logits_to_keep=positions, **source).logits
+        except TypeError:
+            return super().loss(model, batch, source)
+        if logits.shape[1] != width:
+            return super().loss(model, batch, source)
+        return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 
 def prompt_lengths(batch: dict) -> torch.Tensor:

@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequence
 
 from flare.core.states import pad_sequences
 from flare.heads import model_kind
-from flare.heads.base import BaseHead, CausalLMHead, Encoded, has_module, prompt_lengths, with_prompt_lengths
+from flare.heads.base import BaseHead, CausalLMHead, Encoded, has_module, with_prompt_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -132,32 +132,6 @@ class DecoderLabelWords(CausalLMHead, ClassificationHead):
         """The English prompt, without an answer: answer tokens fuse with nothing, in training
         as in prediction."""
         return self.prompt_ids(self.render(fields), self.max_length)
-
-    def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
-        """The causal-LM loss on the answer tokens, with the LM head run only where they are
-        predicted (logits_to_keep): on a large vocabulary (Gemma: 262k) the head over every
-        position is most of a step's work. Same value as the model's own loss (mean over answer
-        tokens); models that compute their own objective (X-Mixup) or ignore logits_to_keep get
-        the plain path."""
-        labels = batch["labels"]
-        source = with_prompt_lengths(model, source, prompt_lengths(batch))
-        if getattr(getattr(model, "module", model), "computes_own_loss", False):
-            return super().loss(model, batch, source)
-        answer = labels != -100
-        counts = answer.sum(1)
-        width = int(counts.max())
-        offsets = torch.arange(width, device=labels.device)
-        positions = (answer.int().argmax(1) - 1)[:, None] + offsets  # the logit before each answer token
-        positions = positions.clamp(0, labels.shape[1] - 2)
-        targets = labels.gather(1, positions + 1).masked_fill(offsets >= counts[:, None], -100)
-        try:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           logits_to_keep=positions, **source).logits
-        except TypeError:
-            return super().loss(model, batch, source)
-        if logits.shape[1] != width:
-            return super().loss(model, batch, source)
-        return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
 
     @torch.no_grad()
     def predict(self, model, batch, **source) -> torch.Tensor:
