@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from flare.cli.main import app
+from flare.errors import ConfigError
 from flare.pipeline import stages
 from flare.pipeline.config import load_config
 from flare.pipeline.data import build_features
@@ -201,6 +202,36 @@ def test_one_selected_seed_trains_only_its_own_stage1_model(tmp_path, tiny_check
     stage1 = tmp_path / "run" / "stage1"
     assert (stage1 / "seed-8" / "stage1.json").is_file() and not (stage1 / "seed-7").exists()
     assert (tmp_path / "run" / "results" / "zero-shot" / "jav" / "seed-2.json").is_file()
+
+
+def test_a_fresh_checkout_retrains_a_recorded_stage1_model_and_checks_it_is_the_same(tmp_path, tiny_checkpoints):
+    """Studies commit stage1.json, not the weights: a checkout with the record and no weights retrains
+    the model (not "reusing" a folder PEFT cannot load) and says whether it is the recorded one."""
+    cfg = config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]")
+    logs = []
+    folder = Experiment(cfg, log=logs.append).stage1()
+    marker = folder / "stage1.json"
+    first = (folder / "adapter_model.safetensors").read_bytes()
+    for path in folder.iterdir():
+        if path != marker:
+            path.unlink()
+    record = marker.read_text()
+    Experiment(cfg, log=logs.append).stage1()
+    assert (folder / "adapter_model.safetensors").read_bytes() == first
+    assert any("retrained: the recorded validation curve and test scores" in line for line in logs)
+    assert marker.read_text() == record  # kept as it was, its timings included
+
+    recorded = json.loads(marker.read_text())
+    recorded["history"][0]["validation"] += 1.0  # as if another machine had recorded it
+    marker.write_text(json.dumps(recorded))
+    (folder / "adapter_config.json").unlink()
+    Experiment(cfg, log=logs.append).stage1()
+    assert any("is not the recorded model" in w for w in json.loads(marker.read_text())["warnings"])
+
+    (folder / "adapter_config.json").unlink()
+    borrowing = config(tmp_path / "other", tiny_checkpoints["bert"], "[zero-shot]", f"stage1_from={tmp_path / 'run'}")
+    with pytest.raises(ConfigError, match="holds no weights"):
+        Experiment(borrowing, log=lambda m: None).stage1()
 
 
 def test_stage1_seeds_must_pair_with_seeds():

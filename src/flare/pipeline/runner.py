@@ -87,7 +87,17 @@ class Experiment(ExperimentInputs):
         stage1_seed = self.config.stage1_seed_for(seed) if seed is not None else None
         folder = self.stage1_dir_for(seed)
         marker = folder / "stage1.json"
-        if marker.is_file():
+        recorded = None
+        if marker.is_file() and not (folder / "adapter_config.json").is_file():
+            # studies commit stage1.json, not the weights: a fresh checkout retrains the model and
+            # checks that it is the recorded one (same seed and settings: the same curve and scores)
+            if self.config.stage1_from:
+                raise ConfigError(f"stage1_from: {folder} records a stage-1 model (stage1.json) but holds no "
+                                  "weights (they are not committed); retrain them with `flare finetune` on the "
+                                  f"config of the experiment in {self.config.stage1_from}")
+            recorded = json.loads(marker.read_text())
+            self.log(f"stage 1: {folder} records a model whose weights are not here; retraining it")
+        elif marker.is_file():
             if self.config.stage1_from:
                 self._check_borrowed_stage1(marker)
             self.log(f"stage 1: reusing {folder}")
@@ -122,15 +132,23 @@ class Experiment(ExperimentInputs):
         warnings = learning_warnings("stage 1 (English)", {"validation": valid_predictions},
                                      {"validation": self.score(valid_predictions, valid)}, references,
                                      self.primary_metric)
+        same_as_recorded = False
+        if recorded is not None:
+            differences = stages.stage1_differences(recorded, result.history, test_scores)
+            warnings += differences
+            same_as_recorded = not differences
+            if same_as_recorded:  # the record (its timings included) stays as it was
+                self.log(f"stage 1: {folder} retrained: the recorded validation curve and test scores, to 1e-6")
         self._warn(warnings)
         if self.accelerator.is_main_process:  # with several processes, one writes
             model.save_pretrained(str(folder))
-            write_json(marker, {"language": self.english, "seed": stage1_seed, "task": cfg.task, "model": cfg.model,
-                                "revision": cfg.revision, "text_prefix": cfg.text_prefix, "precision": cfg.precision,
-                                "best_epoch": result.best_epoch,
-                                "history": result.history, "test": test_scores,
-                                "train_seconds": result.train_seconds, "training": result.summary(),
-                                "reference_scores": references, "warnings": warnings})
+            if not same_as_recorded:
+                write_json(marker, {"language": self.english, "seed": stage1_seed, "task": cfg.task, "model": cfg.model,
+                                    "revision": cfg.revision, "text_prefix": cfg.text_prefix, "precision": cfg.precision,
+                                    "best_epoch": result.best_epoch,
+                                    "history": result.history, "test": test_scores,
+                                    "train_seconds": result.train_seconds, "training": result.summary(),
+                                    "reference_scores": references, "warnings": warnings})
             remove_checkpoints(self.checkpoint_dir(name))
         self.accelerator.wait_for_everyone()
         if test_scores is not None:

@@ -27,6 +27,25 @@ def new_stage1_model(config: ExperimentConfig, head):
     return get_peft_model(model, lora_config(config.adapter, head))
 
 
+def stage1_differences(recorded: dict, history: list[dict], test: dict | None) -> list[str]:
+    """Warnings where a retrained stage-1 model (a fresh checkout: stage1.json committed, weights not)
+    is not the recorded one: its validation curve or test scores differ beyond float noise."""
+    def close(a, b) -> bool:
+        return a is None and b is None or (a is not None and b is not None and abs(a - b) <= 1e-6 * max(1, abs(a)))
+
+    before = [(row["step"], row["validation"]) for row in recorded.get("history", [])]
+    after = [(row["step"], row["validation"]) for row in history]
+    same_curve = len(before) == len(after) and all(s1 == s2 and close(v1, v2)
+                                                   for (s1, v1), (s2, v2) in zip(before, after))
+    recorded_test, test = recorded.get("test") or {}, test or {}
+    same_test = recorded_test.keys() == test.keys() and all(close(recorded_test[k], test[k]) for k in test)
+    if same_curve and same_test:
+        return []
+    return [f"stage 1 (English) retrained here is not the recorded model: validation {after} against "
+            f"{before} recorded, test {test} against {recorded_test} (another machine, thread count or "
+            "library version changes the arithmetic); the stage-3 runs of this sitting build on the new one"]
+
+
 def load_stage1_model(head, stage1_dir: Path) -> PeftModel:
     model = head.load_model()
     return PeftModel.from_pretrained(model, str(stage1_dir), is_trainable=False)
