@@ -13,7 +13,7 @@ from flare.pipeline import stages
 from flare.pipeline.config import TrainConfig, load_config
 from flare.pipeline.data import build_features
 from flare.pipeline.runner import Experiment
-from flare.pipeline.training import fit, trainable_parameters
+from flare.pipeline.training import fit, predict, trainable_parameters
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,23 @@ def test_early_stopping_restores_the_best_evaluation_and_records_the_curve(piece
     restored = snapshot(model)
     assert all(torch.equal(restored[n], weights_at[1][n]) for n in restored)  # the 2nd evaluation's weights
     assert not all(torch.equal(restored[n], weights_at[3][n]) for n in restored)
+
+
+def test_the_best_evaluations_predictions_come_back_and_equal_the_restored_models(pieces):
+    """Callers take the validation predictions of the restored weights from the fit (one validation
+    pass less per run) instead of predicting again: they must be what predicting again gives."""
+    experiment, head, train, valid, new_model = pieces
+    model = new_model()
+    scripted, seen = iter([10.0, 30.0, 20.0, 25.0]), []
+
+    def score(predictions):
+        seen.append(predictions)
+        return next(scripted)
+
+    result = fit(model, head, train, valid, train_config(eval_every="2 steps", patience=2), 1, score,
+                 experiment.accelerator, log=lambda m: None)
+    assert result.best_predictions is seen[1]
+    assert result.best_predictions == predict(model, head, valid, 8, head.pad_id, experiment.accelerator)
 
 
 def test_without_patience_epochs_is_the_budget_and_evaluation_is_per_epoch(pieces):

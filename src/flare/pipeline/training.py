@@ -41,6 +41,9 @@ class FitResult:
     stopped_early: bool = False
     validation_seconds: float = 0.0  # the evaluations during training
     trainable_parameters: int = 0
+    # the best evaluation's validation predictions, i.e. those of the restored weights (not written
+    # anywhere; None when that evaluation ran before a resume): callers need not predict them again
+    best_predictions: list | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
         """The `training` block of a result file."""
@@ -188,10 +191,14 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         if checkpoint_dir is not None and accelerator.is_main_process:
             save_checkpoint(checkpoint_dir, state, trainable_parameters(model), optimizer, scheduler)
 
+    best_predictions = None
+
     def evaluate(epochs_done: float) -> None:
+        nonlocal best_predictions
         started = time.perf_counter()
-        validation = score(predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
-                                   head.pad_id, accelerator, desc="validate"))
+        predictions = predict(accelerator.unwrap_model(model), head, valid_features, config.eval_batch_size,
+                              head.pad_id, accelerator, desc="validate")
+        validation = score(predictions)
         state.eval_seconds += time.perf_counter() - started
         state.history.append({"epoch": epochs_done, "step": state.step, "examples": state.examples,
                               "train_loss": state.loss_sum / max(1, state.loss_count), "validation": validation})
@@ -201,6 +208,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         if validation > state.best_score:
             state.best_score, state.best_epoch, state.best_step = validation, epochs_done, state.step
             state.best_state = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+            best_predictions = predictions
             state.evals_since_best = 0
         else:
             state.evals_since_best += 1
@@ -271,7 +279,8 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
     result = FitResult(best_epoch=state.best_epoch, best_score=state.best_score, history=state.history,
                        train_seconds=state.train_seconds, best_step=state.best_step, steps=state.step,
                        max_steps=total_steps, examples_seen=state.examples, stopped_early=state.stopped,
-                       validation_seconds=state.eval_seconds, trainable_parameters=n_trainable)
+                       validation_seconds=state.eval_seconds, trainable_parameters=n_trainable,
+                       best_predictions=best_predictions)
     if state.best_state is not None:
         with torch.no_grad():
             for name, param in trainable_parameters(model).items():
