@@ -4,6 +4,7 @@ file and in every adapter's flare_config.json)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -40,6 +41,34 @@ def git_state() -> dict[str, str | bool] | None:
     return {"commit": commit, "dirty": bool(status.strip())} if commit else None
 
 
+# CPU features that change the arithmetic of a run on the CPU (not only its speed): oneDNN's bf16
+# matmuls take AMX tiles where there are some, AVX-512 BF16 or plain AVX-512 otherwise, and their
+# sums differ in the last bits, so a seeded retrain on another machine drifts from its record
+ARITHMETIC_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
+
+
+@lru_cache(maxsize=1)
+def cpu_record() -> dict:
+    """The CPU a run used, as far as it decides the numbers: the architecture, torch's vector
+    kernels (its CPU capability), which of `ARITHMETIC_FLAGS` the processor has (Linux only;
+    elsewhere None) and a cap set on oneDNN's instructions. Recorded with every stage-1 model, so
+    that a retrain that does not reproduce its record can say whether the machine is the reason."""
+    import torch
+
+    flags = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                flags = [flag for flag in ARITHMETIC_FLAGS if flag in present]
+                break
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "flags": flags,
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")}
+
+
 def finished_at() -> str:
     """The UTC time, to the second, that result files record as "finished"."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -57,4 +86,4 @@ def portable_path(path: str) -> str:
 def environment_record(model: str, resolved: str, revision: str | None, device: str) -> dict:
     return {"python": platform.python_version(), **package_versions(), "git": git_state(), "model": model,
             "model_resolved": portable_path(resolved), "model_revision": revision,
-            "device": device}
+            "device": device, "cpu": cpu_record()}

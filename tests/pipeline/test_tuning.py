@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from flare.cli.main import app
-from flare.errors import ConfigError
+from flare.errors import ConfigError, FlareError
 from flare.pipeline import stages
 from flare.pipeline.config import load_config
 from flare.pipeline.data import build_features
@@ -228,10 +228,46 @@ def test_a_fresh_checkout_retrains_a_recorded_stage1_model_and_checks_it_is_the_
     Experiment(cfg, log=logs.append).stage1()
     assert any("is not the recorded model" in w for w in json.loads(marker.read_text())["warnings"])
 
+    assert json.loads(marker.read_text())["cpu"]["machine"]  # the CPU it was trained on, for the next retrain
+
     (folder / "adapter_config.json").unlink()
     borrowing = config(tmp_path / "other", tiny_checkpoints["bert"], "[zero-shot]", f"stage1_from={tmp_path / 'run'}")
     with pytest.raises(ConfigError, match="holds no weights"):
         Experiment(borrowing, log=lambda m: None).stage1()
+
+
+def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_recorded_model(
+        tmp_path, tiny_checkpoints):
+    """Another machine's arithmetic (AMX or not, for bf16) gives another stage-1 model from the same seed:
+    runs built on it would not pair with the committed runs built on the recorded one. The retrain stops
+    at its first evaluation off the record, keeps the record and its checkpoint; `stage1_mismatch=continue`
+    goes on from that checkpoint and replaces the record."""
+    cfg = config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]")
+    Experiment(cfg, log=lambda m: None).run()  # stage 1 and a zero-shot result built on it
+    folder = tmp_path / "run" / "stage1"
+    marker = folder / "stage1.json"
+    recorded = json.loads(marker.read_text())
+    recorded["history"][0]["train_loss"] += 1e-3  # as another CPU would have recorded it
+    recorded["cpu"] = {"machine": "x86_64", "torch_capability": "AVX512", "flags": ["amx_bf16"],
+                       "onednn_max_cpu_isa": None}
+    marker.write_text(json.dumps(recorded))
+    for path in folder.iterdir():
+        if path != marker:
+            path.unlink()
+    with pytest.raises(FlareError, match=r"evaluation 1 .*a different CPU.* 1 result files of this experiment "
+                                         r"were built on the recorded model \(results/zero-shot/jav/seed-1.json\)"):
+        Experiment(cfg, log=lambda m: None).stage1()
+    assert json.loads(marker.read_text()) == recorded and not (folder / "adapter_config.json").exists()
+    assert list((tmp_path / "run" / "checkpoints" / "stage1").iterdir())  # kept for a resume
+
+    logs = []
+    going_on = config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]", "stage1_mismatch=continue", "resume=true")
+    Experiment(going_on, log=logs.append).stage1()
+    assert any("resuming after step" in line for line in logs)
+    assert (folder / "adapter_config.json").is_file()
+    assert any("is not the recorded model: evaluation 1" in w for w in json.loads(marker.read_text())["warnings"])
+    with pytest.raises(ConfigError, match="stage1_mismatch must be stop or continue"):
+        load_config(None, ["stage1_mismatch=maybe"])
 
 
 def test_stage1_seeds_must_pair_with_seeds():

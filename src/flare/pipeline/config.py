@@ -258,6 +258,9 @@ class ExperimentConfig:
     stage1_seed: int = 1
     stage1_seeds: list[int] | None = None  # one stage-1 model per seed: seeds[i] trains on stage1_seeds[i]
     stage1_from: str | None = None  # another experiment's output_dir: reuse its stage-1 models, train none here
+    # a stage-1 retrain (weights not on disk) that leaves its record while results built on the recorded
+    # model exist: "stop" (an error, the record kept) or "continue" (build on the new model, record replaced)
+    stage1_mismatch: str = "stop"
     train: TrainConfig = field(default_factory=TrainConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -291,6 +294,8 @@ class ExperimentConfig:
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ConfigError(f"method names must be unique, got {names}")
+        if self.stage1_mismatch not in ("stop", "continue"):
+            raise ConfigError(f"stage1_mismatch must be stop or continue, got {self.stage1_mismatch!r}")
         if self.precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"precision must be no, bf16 or fp16, got {self.precision!r}")
         from accelerate.tracking import LOGGER_TYPE_TO_CLASS

@@ -12,12 +12,12 @@ from pathlib import Path
 from accelerate.utils import set_seed
 
 from flare.pipeline import stages
-from flare.errors import ConfigError, DataError
+from flare.errors import ConfigError, DataError, FlareError
 from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
 from flare.pipeline.inputs import ExperimentInputs
-from flare.environment import environment_record, finished_at
+from flare.environment import cpu_record, environment_record, finished_at
 from flare.methods import get_method
 from flare.pipeline.sanity import learning_warnings
 from flare.pipeline.training import FitResult, fit, predict
@@ -117,10 +117,18 @@ class Experiment(ExperimentInputs):
         model = stages.new_stage1_model(cfg, head)
         features = {name: build_features(ex, head, "zero-shot") for name, ex in
                     (("train", train), ("validation", valid), ("test", test))}
+        built = self.runs_built_on(folder) if recorded is not None and cfg.stage1_mismatch == "stop" else []
+
+        def follow_record(history: list[dict]) -> None:
+            drift = stages.stage1_curve_drift(recorded, history) if built else None
+            if drift is not None:
+                self._stage1_mismatch(folder, name, drift, built, recorded)
+
         result = fit(model, head, features["train"], features["validation"], cfg.stage1, stage1_seed,
                      lambda p: self.score(p, valid)[self.primary_metric], self.accelerator,
                      desc=f"stage 1 (en, seed {stage1_seed})", trackers=self._trackers(name),
-                     checkpoint_dir=self.checkpoint_dir(name), resume=cfg.resume, log=self.log)
+                     checkpoint_dir=self.checkpoint_dir(name), resume=cfg.resume, log=self.log,
+                     on_evaluation=follow_record)
         model = self.accelerator.unwrap_model(model)
         test_scores = None
         if test:
@@ -136,7 +144,9 @@ class Experiment(ExperimentInputs):
                                      self.primary_metric)
         same_as_recorded = False
         if recorded is not None:
-            differences = stages.stage1_differences(recorded, result.history, test_scores)
+            differences = stages.stage1_differences(recorded, result.history, test_scores, cpu_record())
+            if differences and built:
+                self._stage1_mismatch(folder, name, "its test scores differ", built, recorded)
             warnings += differences
             same_as_recorded = not differences
             if same_as_recorded:  # the record (its timings included) stays as it was
@@ -150,12 +160,40 @@ class Experiment(ExperimentInputs):
                                     "best_epoch": result.best_epoch,
                                     "history": result.history, "test": test_scores,
                                     "train_seconds": result.train_seconds, "training": result.summary(),
-                                    "reference_scores": references, "warnings": warnings})
+                                    "reference_scores": references, "warnings": warnings,
+                                    "cpu": cpu_record()})
             remove_checkpoints(self.checkpoint_dir(name))
         self.accelerator.wait_for_everyone()
         if test_scores is not None:
             self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return folder
+
+    def runs_built_on(self, folder: Path) -> list[Path]:
+        """This experiment's result files whose runs used the stage-1 model in `folder`: finals (by
+        their `stage1` block) and tuning trials (by their seed)."""
+        here = os.path.relpath(folder, self.output_dir)
+        built = [path for path in sorted((self.output_dir / "results").glob("*/*/seed-*.json"))
+                 if (json.loads(path.read_text()).get("stage1") or {}).get("dir") == here]
+        for path in sorted((self.output_dir / "tuning").glob("*/*/*/seed-*.json")):
+            seed = json.loads(path.read_text()).get("seed")
+            if seed in self.config.seeds and self.stage1_dir_for(seed) == folder:
+                built.append(path)
+        return built
+
+    def _stage1_mismatch(self, folder: Path, name: str, drift: str, built: list[Path], recorded: dict) -> None:
+        """A stage-1 retrain has left its record while runs built on the recorded model exist: runs
+        built on the new one would not pair with them, so stop (`stage1_mismatch: continue` overrides)."""
+        examples = ", ".join(os.path.relpath(path, self.output_dir) for path in built[:3])
+        raise FlareError(
+            f"stage 1: {folder} retrained here is not the recorded model ({drift}; "
+            f"{stages.machines(recorded, cpu_record())}). {len(built)} result files of this experiment were "
+            f"built on the recorded model ({examples}{', ...' if len(built) > 3 else ''}), and runs built on a "
+            "different one would not pair with them. Retrain on a machine like the recording one, with the "
+            "recorded thread count and library versions (bf16 matmuls differ between CPUs with and without "
+            "AMX; ONEDNN_MAX_CPU_ISA caps the instructions oneDNN uses), or set stage1_mismatch=continue to "
+            "build on the new model (its record replaces the old one; with --resume it goes on from the "
+            f"checkpoint kept in {self.checkpoint_dir(name)}: delete that folder before retraining elsewhere or "
+            "with other settings). The record is unchanged.")
 
     def _check_borrowed_stage1(self, marker: Path) -> None:
         """A stage-1 model of another experiment (`stage1_from`) must fit this one: the same model (and

@@ -27,23 +27,47 @@ def new_stage1_model(config: ExperimentConfig, head):
     return get_peft_model(model, lora_config(config.adapter, head))
 
 
-def stage1_differences(recorded: dict, history: list[dict], test: dict | None) -> list[str]:
-    """Warnings where a retrained stage-1 model (a fresh checkout: stage1.json committed, weights not)
-    is not the recorded one: its validation curve or test scores differ beyond float noise."""
-    def close(a, b) -> bool:
-        return a is None and b is None or (a is not None and b is not None and abs(a - b) <= 1e-6 * max(1, abs(a)))
+def _close(a, b) -> bool:
+    return a is None and b is None or (a is not None and b is not None and abs(a - b) <= 1e-6 * max(1, abs(a)))
 
-    before = [(row["step"], row["validation"]) for row in recorded.get("history", [])]
-    after = [(row["step"], row["validation"]) for row in history]
-    same_curve = len(before) == len(after) and all(s1 == s2 and close(v1, v2)
-                                                   for (s1, v1), (s2, v2) in zip(before, after))
+
+def stage1_curve_drift(recorded: dict, history: list[dict]) -> str | None:
+    """Where a stage-1 retrain in progress has left its record (a fresh checkout: stage1.json
+    committed, weights not): the first evaluation whose step, validation score or mean training
+    loss differs beyond float noise, as a sentence; None while it follows the record."""
+    before = recorded.get("history", [])
+    for index, row in enumerate(history):
+        if index >= len(before):
+            return f"evaluation {index + 1} (step {row['step']}) is past the recorded curve's end"
+        old = before[index]
+        if row["step"] != old["step"] or not (_close(old["validation"], row["validation"])
+                                              and _close(old.get("train_loss"), row.get("train_loss"))):
+            return (f"evaluation {index + 1} (step {row['step']}): validation {row['validation']}, training loss "
+                    f"{row.get('train_loss')} against {old['validation']}, {old.get('train_loss')} recorded")
+    return None
+
+
+def machines(recorded: dict, here: dict) -> str:
+    """The recorded CPU against this one (`flare.environment.cpu_record`), for a retrain's warning."""
+    if "cpu" not in recorded:
+        return f"this machine's CPU: {here}; the record does not name its CPU"
+    same = "the same" if recorded["cpu"] == here else "a different"
+    return f"{same} CPU: {here} here, {recorded['cpu']} recorded"
+
+
+def stage1_differences(recorded: dict, history: list[dict], test: dict | None, here: dict) -> list[str]:
+    """Warnings where a retrained stage-1 model is not the recorded one: its learning curve (validation
+    and training loss) or its test scores differ beyond float noise."""
+    drift = stage1_curve_drift(recorded, history)
+    if drift is None and len(history) < len(recorded.get("history", [])):
+        drift = f"the retrain stopped after {len(history)} evaluations, the record after {len(recorded['history'])}"
     recorded_test, test = recorded.get("test") or {}, test or {}
-    same_test = recorded_test.keys() == test.keys() and all(close(recorded_test[k], test[k]) for k in test)
-    if same_curve and same_test:
+    same_test = recorded_test.keys() == test.keys() and all(_close(recorded_test[k], test[k]) for k in test)
+    if drift is None and same_test:
         return []
-    return [f"stage 1 (English) retrained here is not the recorded model: validation {after} against "
-            f"{before} recorded, test {test} against {recorded_test} (another machine, thread count or "
-            "library version changes the arithmetic); the stage-3 runs of this sitting build on the new one"]
+    return [f"stage 1 (English) retrained here is not the recorded model: {drift or 'the same curve'}; test {test} "
+            f"against {recorded_test} recorded ({machines(recorded, here)}; another CPU, thread count or library "
+            "version changes the arithmetic); the stage-3 runs of this sitting build on the new one"]
 
 
 def load_stage1_model(head, stage1_dir: Path) -> PeftModel:

@@ -127,7 +127,8 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
         seed: int, score: Callable[[list], float], accelerator: Accelerator, desc: str = "train",
         trackers: Sequence = (), checkpoint_dir: Path | None = None, resume: bool = False,
-        log: Callable[[str], None] = print) -> FitResult:
+        log: Callable[[str], None] = print,
+        on_evaluation: Callable[[list[dict]], None] | None = None) -> FitResult:
     """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best
     evaluation, whose weights are restored at the end.
 
@@ -143,6 +144,9 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
     `config.checkpoint_steps` steps); `resume` continues from the last one exactly (same data
     order, random states, schedule, curve and early-stopping counters), so a killed run ends as an
     uninterrupted one would.
+
+    `on_evaluation(history)`, where given, sees the learning curve after every evaluation, once its
+    checkpoint is written; an exception it raises stops training there (a resume continues after it).
     """
     set_seed(seed)
     trackers = list(trackers) if accelerator.is_main_process else []
@@ -261,18 +265,23 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
                 evaluate(round(epoch + state.step_in_epoch / batches_per_epoch, 4))
                 started = time.perf_counter()
                 checkpoint()
+                if on_evaluation is not None:
+                    on_evaluation(list(state.history))
             elif config.checkpoint_steps and state.step % config.checkpoint_steps == 0:
                 state.train_seconds += time.perf_counter() - started
                 checkpoint()
                 started = time.perf_counter()
         state.train_seconds += time.perf_counter() - started
         finished = epoch + 1 >= epochs or state.step >= total_steps
-        if unit == "epochs" and not state.stopped and ((epoch + 1) % every == 0 or finished):
+        evaluated = unit == "epochs" and not state.stopped and ((epoch + 1) % every == 0 or finished)
+        if evaluated:
             evaluate(epoch + 1 if state.step_in_epoch == batches_per_epoch
                      else round(epoch + state.step_in_epoch / batches_per_epoch, 4))
         state.epoch, state.step_in_epoch = epoch + 1, 0
         state.epoch_generator_state = generator.get_state()
         checkpoint()
+        if evaluated and on_evaluation is not None:
+            on_evaluation(list(state.history))
     progress.close()
     for tracker in trackers:
         tracker.finish()
