@@ -169,16 +169,12 @@ class Experiment(ExperimentInputs):
         return folder
 
     def runs_built_on(self, folder: Path) -> list[Path]:
-        """This experiment's result files whose runs used the stage-1 model in `folder`: finals (by
-        their `stage1` block) and tuning trials (by their seed)."""
+        """This experiment's final results (`results/`) whose runs used the stage-1 model in `folder`
+        (their `stage1` block): the runs a new model's would be paired with. Tuning trials are not
+        counted: they only choose settings, and nothing is compared with them."""
         here = os.path.relpath(folder, self.output_dir)
-        built = [path for path in sorted((self.output_dir / "results").glob("*/*/seed-*.json"))
-                 if (json.loads(path.read_text()).get("stage1") or {}).get("dir") == here]
-        for path in sorted((self.output_dir / "tuning").glob("*/*/*/seed-*.json")):
-            seed = json.loads(path.read_text()).get("seed")
-            if seed in self.config.seeds and self.stage1_dir_for(seed) == folder:
-                built.append(path)
-        return built
+        return [path for path in sorted((self.output_dir / "results").glob("*/*/seed-*.json"))
+                if (json.loads(path.read_text()).get("stage1") or {}).get("dir") == here]
 
     def _stage1_mismatch(self, folder: Path, name: str, drift: str, built: list[Path], recorded: dict) -> None:
         """A stage-1 retrain has left its record while runs built on the recorded model exist: runs
