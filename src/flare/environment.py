@@ -42,8 +42,9 @@ def git_state() -> dict[str, str | bool] | None:
 
 
 # CPU features that change the arithmetic of a run on the CPU (not only its speed): oneDNN's bf16
-# matmuls take AMX tiles where there are some, AVX-512 BF16 or plain AVX-512 otherwise, and their
-# sums differ in the last bits, so a seeded retrain on another machine drifts from its record
+# matmuls take AMX tiles where there are some, AVX-512 BF16 or plain AVX-512 otherwise (MKL's float32
+# ones AVX-512 or AVX2), and their sums differ in the last bits, so a seeded retrain on another
+# machine drifts from its record
 ARITHMETIC_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 
 
@@ -51,7 +52,8 @@ ARITHMETIC_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 def cpu_record() -> dict:
     """The CPU a run used, as far as it decides the numbers: the architecture, torch's vector
     kernels (its CPU capability), which of `ARITHMETIC_FLAGS` the processor has (Linux only;
-    elsewhere None) and a cap set on oneDNN's instructions. Recorded with every stage-1 model, so
+    elsewhere None), a cap set on oneDNN's instructions (bf16 products) and a code path set for
+    MKL's (float32 products; `studies/bench/cpu_arithmetic.py`). Recorded with every stage-1 model, so
     that a retrain that does not reproduce its record can say whether the machine is the reason."""
     import torch
 
@@ -66,7 +68,8 @@ def cpu_record() -> dict:
         pass
     return {"machine": platform.machine(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
             "flags": flags,
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")}
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
+            "mkl_cbwr": os.environ.get("MKL_CBWR")}
 
 
 def finished_at() -> str:
