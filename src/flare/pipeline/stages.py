@@ -40,8 +40,8 @@ def stage1_curve_drift(recorded: dict, history: list[dict]) -> str | None:
         if index >= len(before):
             return f"evaluation {index + 1} (step {row['step']}) is past the recorded curve's end"
         old = before[index]
-        if row["step"] != old["step"] or not (_close(old["validation"], row["validation"])
-                                              and _close(old.get("train_loss"), row.get("train_loss"))):
+        same_loss = old.get("train_loss") is None or _close(old["train_loss"], row.get("train_loss"))  # older records
+        if row["step"] != old["step"] or not (_close(old["validation"], row["validation"]) and same_loss):
             return (f"evaluation {index + 1} (step {row['step']}): validation {row['validation']}, training loss "
                     f"{row.get('train_loss')} against {old['validation']}, {old.get('train_loss')} recorded")
     return None
