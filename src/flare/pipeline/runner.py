@@ -119,8 +119,8 @@ class Experiment(ExperimentInputs):
                     (("train", train), ("validation", valid), ("test", test))}
         built = self.runs_built_on(folder) if recorded is not None and cfg.stage1_mismatch == "stop" else []
 
-        def follow_record(history: list[dict]) -> None:
-            drift = stages.stage1_curve_drift(recorded, history) if built else None
+        def follow_record(history: list[dict]) -> None:  # only where runs were built on the record
+            drift = stages.stage1_curve_drift(recorded, history)
             if drift is not None:
                 self._stage1_mismatch(folder, name, drift, built, recorded)
 
@@ -128,7 +128,7 @@ class Experiment(ExperimentInputs):
                      lambda p: self.score(p, valid)[self.primary_metric], self.accelerator,
                      desc=f"stage 1 (en, seed {stage1_seed})", trackers=self._trackers(name),
                      checkpoint_dir=self.checkpoint_dir(name), resume=cfg.resume, log=self.log,
-                     on_evaluation=follow_record)
+                     on_evaluation=follow_record if built else None)
         model = self.accelerator.unwrap_model(model)
         test_scores = None
         if test:
@@ -146,7 +146,7 @@ class Experiment(ExperimentInputs):
         if recorded is not None:
             differences = stages.stage1_differences(recorded, result.history, test_scores, cpu_record())
             if differences and built:
-                self._stage1_mismatch(folder, name, "its test scores differ", built, recorded)
+                self._stage1_mismatch(folder, name, "its curve's length or its test scores differ", built, recorded)
             warnings += differences
             same_as_recorded = not differences
             if same_as_recorded:  # the record (its timings included) stays as it was
