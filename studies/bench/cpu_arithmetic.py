@@ -5,10 +5,13 @@ layer (forward and backward, one thread) run under each instruction-set setting 
 goes through MKL, whose code path `MKL_CBWR` fixes (the default picks one for the CPU). Each
 setting runs in its own process (both libraries read the variable once) and prints a hash of the
 output and gradients, and its time; equal hashes mean bit-identical arithmetic. Writes
-cpu-arithmetic.json beside this file, with this machine's `cpu_record`. Seconds to run, from the
-repository root:
+cpu-arithmetic.json (or the file name given) beside this file, with this machine's `cpu_record`.
+Seconds to run, from the repository root:
 
-    python studies/bench/cpu_arithmetic.py
+    python studies/bench/cpu_arithmetic.py [cpu-arithmetic-<machine>.json]
+
+Committed: cpu-arithmetic.json (a machine with AMX) and cpu-arithmetic-no-amx.json (AVX-512 with
+bf16, no AMX). Compare hashes across the two files to see which settings agree between machines.
 """
 
 import json
@@ -57,7 +60,8 @@ def main() -> None:
             print(rows[-1])
     record = {"what": f"linear {SHAPE[0]}x{SHAPE[1]} -> {SHAPE[2]}, forward + backward x {REPEATS}, 1 thread",
               "cpu": cpu_record(), "rows": rows}
-    Path(__file__).with_name("cpu-arithmetic.json").write_text(json.dumps(record, indent=2) + "\n")
+    name = sys.argv[1] if len(sys.argv) > 1 else "cpu-arithmetic.json"
+    Path(__file__).with_name(name).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ stage-1 model per seed."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,7 +242,7 @@ def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_rec
     """Another machine's arithmetic (AMX or not, for bf16) gives another stage-1 model from the same seed:
     runs built on it would not pair with the committed runs built on the recorded one. The retrain stops
     at its first evaluation off the record, keeps the record and its checkpoint; `stage1_mismatch=continue`
-    goes on from that checkpoint and replaces the record."""
+    goes on from that checkpoint, replaces the record and moves the results built on the old one aside."""
     cfg = config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]")
     Experiment(cfg, log=lambda m: None).run()  # stage 1 and a zero-shot result built on it
     folder = tmp_path / "run" / "stage1"
@@ -265,7 +266,15 @@ def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_rec
     Experiment(going_on, log=logs.append).stage1()
     assert any("resuming after step" in line for line in logs)
     assert (folder / "adapter_config.json").is_file()
-    assert any("is not the recorded model: evaluation 1" in w for w in json.loads(marker.read_text())["warnings"])
+    warnings = json.loads(marker.read_text())["warnings"]
+    assert any("is not the recorded model: evaluation 1" in w for w in warnings)
+    # the zero-shot result built on the old model no longer pairs with anything: moved aside, kept
+    result = Path("results") / "zero-shot" / "jav" / "seed-1.json"
+    superseded = list((tmp_path / "run" / "superseded").glob(f"stage1-*/{result}"))
+    assert len(superseded) == 1 and not (tmp_path / "run" / result).exists()
+    assert any("1 results built on the earlier one moved to superseded/stage1-" in w for w in warnings)
+    Experiment(going_on, log=lambda m: None).run()  # --resume rebuilds it, on the new model
+    assert (tmp_path / "run" / result).is_file()
     with pytest.raises(ConfigError, match="stage1_mismatch must be stop or continue"):
         load_config(None, ["stage1_mismatch=maybe"])
 

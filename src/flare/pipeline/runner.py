@@ -154,6 +154,8 @@ class Experiment(ExperimentInputs):
         self._warn(warnings)
         if self.accelerator.is_main_process:  # with several processes, one writes
             model.save_pretrained(str(folder))
+            if recorded is not None and not same_as_recorded:  # stage1_mismatch=continue
+                warnings += self._supersede(folder, name)
             if not same_as_recorded:
                 write_json(marker, {"language": self.english, "seed": stage1_seed, "task": cfg.task, "model": cfg.model,
                                     "revision": cfg.revision, "text_prefix": cfg.text_prefix, "precision": cfg.precision,
@@ -176,6 +178,30 @@ class Experiment(ExperimentInputs):
         return [path for path in sorted((self.output_dir / "results").glob("*/*/seed-*.json"))
                 if (json.loads(path.read_text()).get("stage1") or {}).get("dir") == here]
 
+    def _supersede(self, folder: Path, name: str) -> list[str]:
+        """A retrained stage-1 model replaces its record (`stage1_mismatch: continue`): the final
+        results built on the old model (and their saved adapters) no longer pair with anything built
+        from now on, so they move to superseded/<stage-1 name>-<UTC time>/ (same layout, kept for
+        the record) and `--resume` reruns them on the new model."""
+        built = self.runs_built_on(folder)
+        if not built:
+            return []
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.output_dir / "superseded" / f"{name.replace('/', '-')}-{stamp}"
+        for path in built:
+            method, language, seed = path.parent.parent.name, path.parent.name, path.stem
+            moved = [path, self.output_dir / "adapters" / method / language / seed]
+            for each in moved:
+                if each.exists():
+                    destination = target / each.relative_to(self.output_dir)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    each.rename(destination)
+        message = (f"stage 1: {name} was retrained into a different model (stage1_mismatch=continue); the "
+                   f"{len(built)} results built on the earlier one moved to "
+                   f"{os.path.relpath(target, self.output_dir)} (--resume rebuilds them on this one)")
+        self._warn([message])
+        return [message]
+
     def _stage1_mismatch(self, folder: Path, name: str, drift: str, built: list[Path], recorded: dict) -> None:
         """A stage-1 retrain has left its record while runs built on the recorded model exist: runs
         built on the new one would not pair with them, so stop (`stage1_mismatch: continue` overrides)."""
@@ -187,7 +213,8 @@ class Experiment(ExperimentInputs):
             "different one would not pair with them. Retrain on a machine like the recording one, with the "
             "recorded thread count and library versions (bf16 matmuls differ between CPUs with and without "
             "AMX; ONEDNN_MAX_CPU_ISA caps the instructions oneDNN uses), or set stage1_mismatch=continue to "
-            "build on the new model (its record replaces the old one; with --resume it goes on from the "
+            "build on the new model (its record replaces the old one, the results built on the old one move to "
+            "superseded/ and --resume rebuilds them; with --resume it goes on from the "
             f"checkpoint kept in {self.checkpoint_dir(name)}: delete that folder before retraining elsewhere or "
             "with other settings). The record is unchanged.")
 
