@@ -238,7 +238,7 @@ def test_a_fresh_checkout_retrains_a_recorded_stage1_model_and_checks_it_is_the_
 
 
 def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_recorded_model(
-        tmp_path, tiny_checkpoints):
+        tmp_path, tiny_checkpoints, monkeypatch):
     """Another machine's arithmetic (AMX or not, for bf16) gives another stage-1 model from the same seed:
     runs built on it would not pair with the committed runs built on the recorded one. The retrain stops
     at its first evaluation off the record, keeps the record and its checkpoint; `stage1_mismatch=continue`
@@ -260,6 +260,12 @@ def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_rec
         Experiment(cfg, log=lambda m: None).stage1()
     assert json.loads(marker.read_text()) == recorded and not (folder / "adapter_config.json").exists()
     assert list((tmp_path / "run" / "checkpoints" / "stage1").iterdir())  # kept for a resume
+    # recorded under an MKL code path this process does not set: stopped before any training
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    marker.write_text(json.dumps({**recorded, "cpu": {**recorded["cpu"], "mkl_cbwr": "COMPATIBLE"}}))
+    with pytest.raises(FlareError, match=r"instruction-set settings differ: MKL_CBWR=COMPATIBLE recorded, unset here"):
+        Experiment(cfg, log=lambda m: None).stage1()
+    marker.write_text(json.dumps(recorded))
 
     logs = []
     going_on = config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]", "stage1_mismatch=continue", "resume=true")

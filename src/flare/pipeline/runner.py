@@ -118,6 +118,13 @@ class Experiment(ExperimentInputs):
         features = {name: build_features(ex, head, "zero-shot") for name, ex in
                     (("train", train), ("validation", valid), ("test", test))}
         built = self.runs_built_on(folder) if recorded is not None and cfg.stage1_mismatch == "stop" else []
+        settings = stages.arithmetic_settings_differ(recorded, cpu_record()) if recorded is not None else None
+        if settings and built:  # it could only be a different model: say so before training
+            self._stage1_mismatch(folder, name, f"its instruction-set settings differ: {settings}; set them as "
+                                  "recorded in the environment before retraining", built, recorded)
+        elif settings:
+            self._warn([f"stage 1: {folder} was recorded under other instruction-set settings ({settings}): "
+                        "the retrain will likely be a different model"])
 
         def follow_record(history: list[dict]) -> None:  # only where runs were built on the record
             drift = stages.stage1_curve_drift(recorded, history)

@@ -55,6 +55,19 @@ def machines(recorded: dict, here: dict) -> str:
     return f"{same} CPU: {here} here, {recorded['cpu']} recorded"
 
 
+def arithmetic_settings_differ(recorded: dict, here: dict) -> str | None:
+    """The instruction-set settings (`MKL_CBWR`, `ONEDNN_MAX_CPU_ISA`) a stage-1 record was trained
+    under that this process does not have, e.g. "MKL_CBWR=COMPATIBLE recorded, unset here"; None when
+    they agree or the record names no CPU. A retrain under other settings is a different model."""
+    cpu = recorded.get("cpu")
+    if not cpu:
+        return None
+    differ = [f"{variable}={cpu.get(key) or 'unset'} recorded, {here.get(key) or 'unset'} here"
+              for key, variable in (("mkl_cbwr", "MKL_CBWR"), ("onednn_max_cpu_isa", "ONEDNN_MAX_CPU_ISA"))
+              if cpu.get(key) != here.get(key)]
+    return "; ".join(differ) or None
+
+
 def stage1_differences(recorded: dict, history: list[dict], test: dict | None, here: dict) -> list[str]:
     """Warnings where a retrained stage-1 model is not the recorded one: its learning curve (validation
     and training loss) or its test scores differ beyond float noise."""
