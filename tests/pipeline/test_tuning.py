@@ -281,6 +281,10 @@ def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_rec
     assert any("1 results built on the earlier one moved to superseded/stage1-" in w for w in warnings)
     Experiment(going_on, log=lambda m: None).run()  # --resume rebuilds it, on the new model
     assert (tmp_path / "run" / result).is_file()
+    from flare.results.report import build_report
+
+    assert any("1 result files under superseded/ are not in these tables" in w
+               for w in build_report(tmp_path / "run").warnings)
     with pytest.raises(ConfigError, match="stage1_mismatch must be stop or continue"):
         load_config(None, ["stage1_mismatch=maybe"])
 

@@ -128,6 +128,11 @@ def build_report(
         logger.warning("%s", message)
         warnings.append(message)
 
+    superseded = sorted((run_dir / "superseded").glob("*/results/*/*/seed-*.json"))
+    if superseded:  # pipeline.runner: built on a stage-1 model that a retrain replaced
+        warn(f"{len(superseded)} result files under superseded/ are not in these tables: they were built on "
+             "stage-1 models that were later retrained into different ones (stage1_mismatch=continue)")
+
     results_dir = run_dir / "results"
     if not runs:
         raise DataError(
