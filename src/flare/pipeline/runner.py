@@ -25,6 +25,7 @@ from flare.tasks import get_task
 from flare.results.schema import (  # noqa: F401 (HYPERPARAMETERS: for old imports)
     HYPERPARAMETERS, RESULT_SCHEMA, hyperparameters, selection_summary, write_json,
 )
+from flare.results.training import NOT_THE_RECORDED_MODEL, RETRAINED_INTO_ANOTHER
 
 NO_ENGLISH = "-no-english"  # the FLARE row scored with no source at test time
 
@@ -196,14 +197,13 @@ class Experiment(ExperimentInputs):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = self.output_dir / "superseded" / f"{name.replace('/', '-')}-{stamp}"
         for path in built:
-            method, language, seed = path.parent.parent.name, path.parent.name, path.stem
-            moved = [path, self.output_dir / "adapters" / method / language / seed]
-            for each in moved:
+            method, language, seed = path.parent.parent.name, path.parent.name, int(path.stem.removeprefix("seed-"))
+            for each in (path, self.adapter_dir(method, language, seed)):
                 if each.exists():
                     destination = target / each.relative_to(self.output_dir)
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     each.rename(destination)
-        message = (f"stage 1: {name} was retrained into a different model (stage1_mismatch=continue); the "
+        message = (f"stage 1: {name} {RETRAINED_INTO_ANOTHER} (stage1_mismatch=continue); the "
                    f"{len(built)} results built on the earlier one moved to "
                    f"{os.path.relpath(target, self.output_dir)} (--resume rebuilds them on this one)")
         self._warn([message])
@@ -214,7 +214,7 @@ class Experiment(ExperimentInputs):
         built on the new one would not pair with them, so stop (`stage1_mismatch: continue` overrides)."""
         examples = ", ".join(os.path.relpath(path, self.output_dir) for path in built[:3])
         raise FlareError(
-            f"stage 1: {folder} retrained here is not the recorded model ({drift}; "
+            f"stage 1: {folder} retrained here {NOT_THE_RECORDED_MODEL} ({drift}; "
             f"{stages.machines(recorded, cpu_record())}). {len(built)} result files of this experiment were "
             f"built on the recorded model ({examples}{', ...' if len(built) > 3 else ''}), and runs built on a "
             "different one would not pair with them. Retrain on a machine like the recording one, with the "
@@ -272,8 +272,9 @@ class Experiment(ExperimentInputs):
         name = method if isinstance(method, str) else method.name
         return self.output_dir / "results" / name / language / f"seed-{seed}.json"
 
-    def adapter_dir(self, method: MethodConfig, language: str, seed: int) -> Path:
-        return self.output_dir / "adapters" / method.name / language / f"seed-{seed}"
+    def adapter_dir(self, method: MethodConfig | str, language: str, seed: int) -> Path:
+        name = method if isinstance(method, str) else method.name
+        return self.output_dir / "adapters" / name / language / f"seed-{seed}"
 
     def train_config(self, method: MethodConfig) -> tuple[TrainConfig, dict | None]:
         """The training settings of a method's final runs: the config's (and the method's own

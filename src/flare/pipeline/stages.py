@@ -11,6 +11,7 @@ from flare.core.model import get_flare_model
 from flare.errors import ConfigError
 from flare.methods import get_method
 from flare.pipeline.config import AdapterConfig, ExperimentConfig
+from flare.results.training import NOT_THE_RECORDED_MODEL
 
 STAGE1_ADAPTER = "english"
 
@@ -78,7 +79,7 @@ def stage1_differences(recorded: dict, history: list[dict], test: dict | None, h
     same_test = recorded_test.keys() == test.keys() and all(_close(recorded_test[k], test[k]) for k in test)
     if drift is None and same_test:
         return []
-    return [f"stage 1 (English) retrained here is not the recorded model: {drift or 'the same curve'}; test {test} "
+    return [f"stage 1 (English) retrained here {NOT_THE_RECORDED_MODEL}: {drift or 'the same curve'}; test {test} "
             f"against {recorded_test} recorded ({machines(recorded, here)}; another CPU, thread count or library "
             "version changes the arithmetic); the stage-3 runs of this sitting build on the new one"]
 

@@ -230,7 +230,11 @@ def learning_warnings(report) -> list[str]:
     return list(dict.fromkeys(warnings))
 
 
-RETRAINED = ("is not the recorded model", "was retrained into a different model")  # pipeline.runner, stage 1
+# The phrases pipeline writes into a stage-1 record's warnings when a retrain made another model than the
+# record (it builds its messages from these), so that the report can tell them from failed training.
+NOT_THE_RECORDED_MODEL = "is not the recorded model"
+RETRAINED_INTO_ANOTHER = "was retrained into a different model"
+RETRAINED = (NOT_THE_RECORDED_MODEL, RETRAINED_INTO_ANOTHER)
 
 
 def warnings_markdown(report) -> str:
