@@ -110,6 +110,43 @@ def test_run_tunes_first_then_trains_each_method_at_its_own_choice_and_skips_fin
     assert experiment.run() == [] and calls == []
 
 
+def test_the_final_on_the_tuning_language_and_seed_takes_over_the_chosen_trial_and_equals_a_retrained_one(
+        tmp_path, tiny_checkpoints):
+    grid = "search={grid: {learning_rate: [1.0e-6, 3.0e-2]}}"
+    messages = []
+    experiment = Experiment(config(tmp_path / "taken", tiny_checkpoints["bert"], "[lora]", grid), log=messages.append)
+    from flare.pipeline.tune import tune
+
+    [selection] = tune(experiment).values()
+    checkpoints = tmp_path / "taken" / "run" / "checkpoints" / "tuning" / "lora"
+    # the chosen point's trial on a final language and seed is kept with its settings; the other point's is gone
+    assert [p.parents[2].name for p in checkpoints.rglob("run.json")] == [selection["chosen_key"]]
+    experiment.run()
+    run = tmp_path / "taken" / "run"
+    trial_file = f"tuning/lora/{selection['chosen_key']}/jav/seed-1.json"
+    trial = json.loads((run / trial_file).read_text())
+    taken = json.loads((run / "results" / "lora" / "jav" / "seed-1.json").read_text())
+    assert taken["trained_in"] == trial_file
+    assert any("the same run as the tuning trial" in m for m in messages)
+    assert taken["training"]["history"] == trial["training"]["history"]
+    assert taken["metrics"]["validation"] == trial["metrics"]["validation"]
+    assert taken["budget"]["optimizer_steps"] == trial["budget"]["optimizer_steps"]
+    assert not any(run.joinpath("checkpoints").rglob("latest"))  # taken over, then removed with the final's
+    # the same experiment where one setting differs (patience: no effect in a 1-epoch run): no take-over, the
+    # final trains anew, and gives the same curve and test scores as the taken-over trial
+    messages.clear()
+    fresh = Experiment(config(tmp_path / "anew", tiny_checkpoints["bert"], "[lora]", grid), log=messages.append)
+    tune(fresh)
+    fresh.config.train.patience = 5
+    fresh.run()
+    anew = json.loads((tmp_path / "anew" / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
+    assert "trained_in" not in anew
+    assert any("was run with other settings" in m for m in messages)
+    assert anew["training"]["history"] == taken["training"]["history"]
+    assert anew["metrics"]["test"] == taken["metrics"]["test"]
+    assert anew["predictions"]["predicted"] == taken["predictions"]["predicted"]
+
+
 def test_tune_command_writes_the_selection_and_says_when_nothing_is_tuned(tmp_path, tiny_checkpoints):
     config_file = tmp_path / "config.yaml"
     config_file.write_text(f"model: {tiny_checkpoints['bert']}\noutput_dir: {tmp_path / 'run'}\nmethods: [lora]\n")

@@ -286,10 +286,11 @@ class Experiment(ExperimentInputs):
         return method.train_config(self.config.train, selection["chosen"] if selection else None), selection
 
     def _train(self, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig, run_name: str,
-               test: list | None = None) -> _Trained:
+               test: list | None = None, resume: bool = False) -> _Trained:
         """The stage-3 model of one (method, language, seed), trained with `train_cfg` on the
         language's training split, the best evaluation on its validation split restored. `test`
-        (None in tuning, which never reads it) gets its features before training."""
+        (None in tuning, which never reads it) gets its features before training. `resume` (or the
+        config's) continues from the run's checkpoint."""
         cfg = self.config
         name = method.method
         encoder = self._encoder_source(language) if method.spec.source == "encoder" else None
@@ -306,7 +307,7 @@ class Experiment(ExperimentInputs):
         fit_result = fit(model, self.head, train_features, valid_features, train_cfg, seed,
                          lambda p: self.score(p, valid, name)[self.primary_metric], self.accelerator,
                          desc=run_name.replace("/", " "), trackers=self._trackers(run_name),
-                         checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume, log=self.log)
+                         checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume or resume, log=self.log)
         return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features)
 
     def _describe_for_card(self, model, method: MethodConfig, language: str) -> None:
@@ -350,8 +351,12 @@ class Experiment(ExperimentInputs):
             self._require_answers(test, f"{language}/test")
             if method.spec.input == "english":
                 self._require_answers([e.english for e in test], f"{language}/test (English side)")
+        from flare.pipeline.tune import adopt_trial
+
+        run_name = f"{method.name}/{language}/seed-{seed}"
         started = time.perf_counter()
-        trained = self._train(method, language, seed, train_cfg, f"{method.name}/{language}/seed-{seed}", test)
+        trial = adopt_trial(self, method, selection, language, seed, train_cfg, run_name)  # the same run, done
+        trained = self._train(method, language, seed, train_cfg, run_name, test, resume=trial is not None)
         model, fit_result = trained.model, trained.fit
         predictions = {}
         valid_scores = None
@@ -367,6 +372,8 @@ class Experiment(ExperimentInputs):
         references = self.reference_scores(language, {"validation": trained.valid or [], "test": test})
         result = self._result(method.name, name, language, seed, test, predictions, valid_scores, references,
                               fit_result, train_cfg, selection, eval_seconds, time.perf_counter() - started)
+        if trial is not None:
+            result["trained_in"] = trial
         results = [(self.result_path(method, language, seed), result)]
         if method.spec.no_english_row and cfg.no_english_rows:
             results.append(self._no_english(method, language, seed, model, test, trained.valid, result))

@@ -10,21 +10,36 @@ is the method's setting for its final runs. Layout, under the experiment's outpu
     tuning/<method>/selection.json                        the grid, every point's scores, the choice
 
 The test split is never read here (`Experiment.run_trial`).
+
+A trial on a language and seed that also has a final run keeps its last checkpoint (under
+checkpoints/tuning/..., with the run's settings in `run.json`) until the choice is made; the final
+run of the chosen point on that language and seed is then the same run, so it takes that
+checkpoint over instead of training again (`adopt_trial`; its result names the trial in
+`trained_in`). The other points' checkpoints are removed once the choice is made.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from flare.environment import finished_at
 from flare.errors import FlareError
-from flare.pipeline.config import MethodConfig, grid_points
+from flare.pipeline.checkpoint import LATEST, remove_checkpoints
+from flare.pipeline.config import MethodConfig, TrainConfig, grid_points
 
 SELECTION = "selection.json"
+RUN_SETTINGS = "run.json"  # beside a kept trial checkpoint: what a final must match to take it over
+# config keys that choose which runs happen, or how they are logged, not what one run computes
+NOT_RUN_SETTINGS = ("languages", "methods", "seeds", "output_dir", "data_dir", "search", "stage1", "stage1_seeds",
+                    "stage1_mismatch", "train", "adapter", "no_english_rows", "threads", "tensorboard", "log_with",
+                    "resume")
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -97,9 +112,7 @@ def tune_method(experiment, method: MethodConfig) -> dict:
                              "finished": finished_at()}
                     if experiment.accelerator.is_main_process:
                         write_json(path, trial)
-                        from flare.pipeline.checkpoint import remove_checkpoints
-
-                        remove_checkpoints(experiment.checkpoint_dir(run_name))
+                        _keep_or_remove(experiment, method.at(point), language, seed, train_cfg, run_name)
                     experiment.accelerator.wait_for_everyone()
                     experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
                                    f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
@@ -108,6 +121,9 @@ def tune_method(experiment, method: MethodConfig) -> dict:
     path = folder / SELECTION
     if experiment.accelerator.is_main_process:
         write_json(path, selection)
+        for point in wanted["points"]:  # only the chosen point's trials can be final runs
+            if point_key(point) != selection["chosen_key"]:
+                remove_checkpoints(experiment.checkpoint_dir(f"tuning/{method.name}/{point_key(point)}"))
     experiment.accelerator.wait_for_everyone()
     experiment.log(f"tuning {method.name}: chose {selection['chosen_key']} (validation {wanted['metric']} "
                    f"{selection['chosen_mean']:.2f}, mean over {len(wanted['languages'])} language(s) x "
@@ -143,3 +159,56 @@ def _finite(value: float) -> float:
 
 def _same(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+# ---------------------------------------------------------------------- a trial that is a final run
+def run_settings(experiment, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig) -> dict:
+    """Everything that makes one training run what it is: the method (at its grid point), its adapter and
+    training settings, the language and seed, the rest of the config that changes what a run computes
+    (model, task, precision, translation, ...) and the stage-1 record it builds on (its bytes' hash: a
+    stage-1 model retrained into another has another record)."""
+    record = experiment.stage1_dir_for(seed) / "stage1.json"
+    settings = {key: value for key, value in experiment.config.to_dict().items() if key not in NOT_RUN_SETTINGS}
+    return json.loads(json.dumps({
+        "method": asdict(method), "adapter": asdict(method.adapter(experiment.config.adapter)),
+        "train": asdict(train_cfg), "language": language, "seed": seed, "config": settings,
+        "stage1_record": hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None,
+    }, sort_keys=True, default=str))
+
+
+def _keep_or_remove(experiment, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig,
+                    run_name: str) -> None:
+    """After a trial: keep its checkpoint (with its settings) where the same language and seed have a
+    final run, which may be this very run; remove it otherwise."""
+    folder = experiment.checkpoint_dir(run_name)
+    if language in experiment.config.languages and seed in experiment.config.seeds and (folder / LATEST).is_file():
+        (folder / RUN_SETTINGS).write_text(json.dumps(run_settings(experiment, method, language, seed, train_cfg)))
+    else:
+        remove_checkpoints(folder)
+
+
+def adopt_trial(experiment, method: MethodConfig, selection: dict | None, language: str, seed: int,
+                train_cfg: TrainConfig, run_name: str) -> str | None:
+    """The tuning trial that is this final run (the chosen point, same language, seed and settings):
+    its kept checkpoint moves to the final's checkpoint folder, from which the final resumes, at its
+    end, instead of training again. Returns the trial's record (relative to the output folder), or
+    None: no kept trial, the final has a checkpoint of its own, or some setting differs (logged)."""
+    if selection is None:
+        return None
+    trial = f"tuning/{method.name}/{selection['chosen_key']}/{language}/seed-{seed}"
+    source, target = experiment.checkpoint_dir(trial), experiment.checkpoint_dir(run_name)
+    if not (source / RUN_SETTINGS).is_file() or (target / LATEST).is_file():
+        return None
+    experiment.stage1(seed)  # retrained first where its weights are missing: the record then says which model
+    if json.loads((source / RUN_SETTINGS).read_text()) != run_settings(experiment, method, language, seed, train_cfg):
+        experiment.log(f"{run_name}: the tuning trial {trial} was run with other settings (or on another stage-1 "
+                       "model); training the final run anew")
+        return None
+    if experiment.accelerator.is_main_process:
+        remove_checkpoints(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+    experiment.accelerator.wait_for_everyone()
+    experiment.log(f"{run_name}: the same run as the tuning trial {trial} (language, seed and settings): its "
+                   "weights are taken over, not trained again")
+    return trial + ".json"

@@ -31,6 +31,7 @@ The runner also writes ``training`` (its ``history`` is the learning curve), ``b
 ``hyperparameters`` of :data:`HYPERPARAMETERS`), ``selection`` (:func:`selection_summary`),
 ``reference_scores``, ``warnings``, ``predictions`` (per-example ``ids``/``predicted``/``gold``,
 the input of ``flare compare``), ``weights_from`` (a row scoring another run's weights),
+``trained_in`` (the tuning trial whose training a final run took over: the same run),
 ``translation`` and ``environment``; :class:`RunResult` keeps what the tables need, and
 :mod:`flare.results.training` reads the rest from the file.
 
