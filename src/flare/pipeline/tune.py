@@ -48,6 +48,12 @@ def point_key(point: dict[str, Any]) -> str:
     return "".join(c if c.isalnum() or c in "=,.-_+" else "_" for c in text)
 
 
+def trial_name(method: str, key: str, language: str | None = None, seed: int | None = None) -> str:
+    """A trial's path under the output folder (its record: + ".json"; its checkpoints under checkpoints/);
+    without language and seed, the folder of a grid point's trials."""
+    return f"tuning/{method}/{key}" + (f"/{language}/seed-{seed}" if language is not None else "")
+
+
 def tuning_dir(experiment, method: MethodConfig) -> Path:
     return experiment.output_dir / "tuning" / method.name
 
@@ -101,12 +107,12 @@ def tune_method(experiment, method: MethodConfig) -> dict:
         train_cfg = method.train_config(experiment.config.train, point)
         for language in wanted["languages"]:
             for seed in wanted["seeds"]:
-                path = folder / key / language / f"seed-{seed}.json"
+                run_name = trial_name(method.name, key, language, seed)
+                path = experiment.output_dir / f"{run_name}.json"
                 if path.is_file():
                     experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
                     trial = json.loads(path.read_text())
                 else:
-                    run_name = f"tuning/{method.name}/{key}/{language}/seed-{seed}"
                     trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
                              **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
                              "finished": finished_at()}
@@ -123,7 +129,7 @@ def tune_method(experiment, method: MethodConfig) -> dict:
         write_json(path, selection)
         for point in wanted["points"]:  # only the chosen point's trials can be final runs
             if point_key(point) != selection["chosen_key"]:
-                remove_checkpoints(experiment.checkpoint_dir(f"tuning/{method.name}/{point_key(point)}"))
+                remove_checkpoints(experiment.checkpoint_dir(trial_name(method.name, point_key(point))))
     experiment.accelerator.wait_for_everyone()
     experiment.log(f"tuning {method.name}: chose {selection['chosen_key']} (validation {wanted['metric']} "
                    f"{selection['chosen_mean']:.2f}, mean over {len(wanted['languages'])} language(s) x "
@@ -195,7 +201,7 @@ def adopt_trial(experiment, method: MethodConfig, selection: dict | None, langua
     None: no kept trial, the final has a checkpoint of its own, or some setting differs (logged)."""
     if selection is None:
         return None
-    trial = f"tuning/{method.name}/{selection['chosen_key']}/{language}/seed-{seed}"
+    trial = trial_name(method.name, selection["chosen_key"], language, seed)
     source, target = experiment.checkpoint_dir(trial), experiment.checkpoint_dir(run_name)
     if not (source / RUN_SETTINGS).is_file() or (target / LATEST).is_file():
         return None
