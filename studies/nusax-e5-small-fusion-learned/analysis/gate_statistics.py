@@ -6,11 +6,13 @@ by the final runs; not committed), this runs the test set of its language one ex
 (no padding), records g at every fused module, position paired with an English token and bottleneck
 dimension, and writes gate_statistics.csv beside this file: mean g, mean |g - 1/2|, and the share of
 values below 0.25 or above 0.75 (the English taken in at under half or over 1.5 x add_relu's share).
-Run from the repository root after the final runs:
+Rows of the CSV whose adapter is no longer on disk (adapters are not committed) are kept as they
+are. Run from the repository root after the final runs:
 
     python studies/nusax-e5-small-fusion-learned/analysis/gate_statistics.py
 """
 
+import csv
 import json
 from pathlib import Path
 
@@ -39,12 +41,16 @@ def record(module, args, output):
     gates.append(gate[0, :paired].detach().flatten())
 
 
+OUT = Path(__file__).with_name("gate_statistics.csv")
+kept = {(row["language"], int(row["seed"])): row for row in csv.DictReader(OUT.open())} if OUT.is_file() else {}
 rows = []
 for language in config.languages:
     for seed in config.seeds:
         folder = experiment.adapter_dir(method, language, seed)
         result_file = experiment.result_path(method, language, seed)
         if not folder.is_dir() or not result_file.is_file():
+            if (language, seed) in kept:
+                rows.append(kept[(language, seed)])
             continue
         chosen = (json.loads(result_file.read_text()).get("selection") or {}).get("chosen")
         variant = method.at(chosen)
@@ -76,5 +82,5 @@ for language in config.languages:
             "share_above_0.75": round((values > 0.75).float().mean().item(), 4),
         })
         print(rows[-1])
-out = write_text_atomic(Path(__file__).with_name("gate_statistics.csv"), csv_text(list(rows[0]), rows))
+out = write_text_atomic(OUT, csv_text(list(rows[0]), rows))
 print(out.read_text())
