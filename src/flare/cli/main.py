@@ -6,6 +6,7 @@ Every experiment command takes a YAML config and KEY=VALUE overrides that win ov
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -169,6 +170,25 @@ def tune(config: ConfigArg, overrides: Overrides = None,
         for name, selection in selections.items():
             console.print(f"{name}: {selection['chosen']} (validation {selection['metric']} "
                           f"{selection['chosen_mean']:.2f}); {selection['path']}")
+    except FlareError as err:
+        _fail(err)
+
+
+@app.command()
+def status(config: ConfigArg, overrides: Overrides = None,
+           all_runs: Annotated[bool, typer.Option("--all", help="List the finished runs too.")] = False) -> None:
+    """Where an experiment stands: every run of the config (stage 1, tuning trials, final runs) done,
+    interrupted or to do, the hours taken and an estimate of the hours left; reads files only and
+    shows no score, so a study can be followed without seeing its results early."""
+    from flare.pipeline.status import experiment_status, status_markdown
+
+    try:
+        experiment = _experiment(config, overrides)
+        text = status_markdown(experiment_status(experiment), show_done=all_runs)
+        if sys.stdout.isatty():
+            Console().print(Markdown(text))
+        else:  # into a file or a pipe: the Markdown itself
+            typer.echo(text)
     except FlareError as err:
         _fail(err)
 

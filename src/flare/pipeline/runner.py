@@ -78,6 +78,11 @@ class Experiment(ExperimentInputs):
         stage1_seed = self.config.stage1_seed_for(seed) if seed is not None else None
         return self.stage1_dir if stage1_seed is None else self.stage1_dir / f"seed-{stage1_seed}"
 
+    def stage1_run_name(self, seed: int | None = None) -> str:
+        """The name of the stage-1 training run of `seed` (its checkpoints, its trackers): `stage1` or
+        `stage1/seed-<s>`; only for a model trained here (not `stage1_from`)."""
+        return self.stage1_dir_for(seed).relative_to(self.output_dir).as_posix()
+
     def stage1(self, seed: int | None = None) -> Path:
         """Plain LoRA (and the task head) on English task data, trained once and reused: the shared
         model, or with `stage1_seeds` the one of stage-3 seed `seed` (None: every seed's)."""
@@ -109,7 +114,7 @@ class Experiment(ExperimentInputs):
                               "(same seeds), or remove stage1_from to train one here")
         cfg = self.config
         stage1_seed = cfg.stage1_seed if stage1_seed is None else stage1_seed
-        name = "stage1" if folder == self.stage1_dir else f"stage1/seed-{stage1_seed}"
+        name = self.stage1_run_name(seed)
         train = self.load(self.english, "train", cfg.stage1.max_train_examples, stage1_seed)
         valid = self.load(self.english, "validation", cfg.stage1.max_eval_examples, stage1_seed)
         test = self._stage1_test(stage1_seed)
@@ -272,6 +277,11 @@ class Experiment(ExperimentInputs):
         name = method if isinstance(method, str) else method.name
         return self.output_dir / "results" / name / language / f"seed-{seed}.json"
 
+    @staticmethod
+    def run_name(method: MethodConfig | str, language: str, seed: int) -> str:
+        """A final run's name (its checkpoints, its trackers, its progress bar)."""
+        return f"{method if isinstance(method, str) else method.name}/{language}/seed-{seed}"
+
     def adapter_dir(self, method: MethodConfig | str, language: str, seed: int) -> Path:
         name = method if isinstance(method, str) else method.name
         return self.output_dir / "adapters" / name / language / f"seed-{seed}"
@@ -353,7 +363,7 @@ class Experiment(ExperimentInputs):
                 self._require_answers([e.english for e in test], f"{language}/test (English side)")
         from flare.pipeline.tune import adopt_trial
 
-        run_name = f"{method.name}/{language}/seed-{seed}"
+        run_name = self.run_name(method, language, seed)
         started = time.perf_counter()
         trial = adopt_trial(self, method, selection, language, seed, train_cfg, run_name)  # the same run, done
         trained = self._train(method, language, seed, train_cfg, run_name, test, resume=trial is not None)
@@ -534,7 +544,7 @@ class Experiment(ExperimentInputs):
                                  + ", ".join(f"{k} {v:.2f}" for k, v in test.items()))
                         written.append(each_path)
                     if self.accelerator.is_main_process:
-                        remove_checkpoints(self.checkpoint_dir(f"{method.name}/{language}/seed-{seed}"))
+                        remove_checkpoints(self.checkpoint_dir(self.run_name(method, language, seed)))
                     self.accelerator.wait_for_everyone()
         return written
 

@@ -69,6 +69,15 @@ def plan(experiment, method: MethodConfig) -> dict | None:
             "seeds": list(search.seeds or experiment.config.seeds[:1]), "metric": experiment.primary_metric}
 
 
+def planned_trials(method: MethodConfig, wanted: dict):
+    """(point, key, language, seed, run name) of every trial of a plan, in the order they run."""
+    for point in wanted["points"]:
+        key = point_key(point)
+        for language in wanted["languages"]:
+            for seed in wanted["seeds"]:
+                yield point, key, language, seed, trial_name(method.name, key, language, seed)
+
+
 def selection_for(experiment, method: MethodConfig) -> dict | None:
     """The selection of `method` (tuning it first when its selection is missing or was made for
     another grid, languages or seeds); None when the method is not tuned."""
@@ -102,27 +111,23 @@ def tune_method(experiment, method: MethodConfig) -> dict:
     wanted = plan(experiment, method)
     folder = tuning_dir(experiment, method)
     trials = []
-    for point in wanted["points"]:
-        key = point_key(point)
+    for point, key, language, seed, run_name in planned_trials(method, wanted):
         train_cfg = method.train_config(experiment.config.train, point)
-        for language in wanted["languages"]:
-            for seed in wanted["seeds"]:
-                run_name = trial_name(method.name, key, language, seed)
-                path = experiment.output_dir / f"{run_name}.json"
-                if path.is_file():
-                    experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
-                    trial = json.loads(path.read_text())
-                else:
-                    trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
-                             **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
-                             "finished": finished_at()}
-                    if experiment.accelerator.is_main_process:
-                        write_json(path, trial)
-                        _keep_or_remove(experiment, method.at(point), language, seed, train_cfg, run_name)
-                    experiment.accelerator.wait_for_everyone()
-                    experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
-                                   f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
-                trials.append(trial)
+        path = experiment.output_dir / f"{run_name}.json"
+        if path.is_file():
+            experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
+            trial = json.loads(path.read_text())
+        else:
+            trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
+                     **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
+                     "finished": finished_at()}
+            if experiment.accelerator.is_main_process:
+                write_json(path, trial)
+                _keep_or_remove(experiment, method.at(point), language, seed, train_cfg, run_name)
+            experiment.accelerator.wait_for_everyone()
+            experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
+                           f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
+        trials.append(trial)
     selection = choose(method.name, wanted, trials)
     path = folder / SELECTION
     if experiment.accelerator.is_main_process:

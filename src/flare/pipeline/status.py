@@ -1,0 +1,193 @@
+"""Where a resumable experiment stands (`flare status`), read from its files only.
+
+Every run its config asks for, in the order `flare run` does them (the stage-1 models, the tuning
+trials, then the final runs), is done, interrupted (a checkpoint to resume from) or still to do.
+Finished runs give the time they took; the rest get an estimate: the mean time of this experiment's
+finished runs of the same kind and method (a final run with none yet: its method's tuning trials),
+as those runs went, on whatever else the machine was doing. No model is loaded, no data is read
+and no score is shown, so a study can be followed while it runs without seeing its test results
+before they are all in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+from flare.pipeline.checkpoint import LATEST
+from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, trial_name, tuning_dir
+
+DONE, INTERRUPTED, TO_DO = "done", "interrupted", "to do"
+STAGE1, TUNING, FINAL = "stage 1", "tuning", "final"
+
+
+@dataclass
+class Unit:
+    """One run of the experiment and where it stands."""
+
+    kind: str  # STAGE1, TUNING or FINAL
+    method: str  # "" for stage 1
+    language: str
+    seed: int | None  # None: the one shared stage-1 model
+    state: str  # DONE, INTERRUPTED or TO_DO
+    point: str = ""  # a tuning trial's grid point
+    detail: str = ""  # what else the state means here
+    seconds: float | None = None  # done: the time it took; interrupted: the time spent so far
+    left: float | None = None  # the estimated seconds still to go; None: nothing to estimate from
+    evaluation_only: bool = False  # a final run that takes over its tuning trial's training
+    weights_here: bool = True  # a recorded stage-1 model: its weights are on disk (else retrained on use)
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.kind, self.method
+
+
+def _checkpoint(folder: Path) -> dict | None:
+    """The state.json of a run's last checkpoint (None: no checkpoint)."""
+    pointer = folder / LATEST
+    meta = folder / pointer.read_text().strip() / "state.json" if pointer.is_file() else None
+    return json.loads(meta.read_text()) if meta is not None and meta.is_file() else None
+
+
+def _resume_point(meta: dict) -> tuple[str, float]:
+    return (f"checkpoint after step {meta['step']} ({len(meta.get('history') or [])} evaluation(s))",
+            meta.get("train_seconds", 0.0) + meta.get("eval_seconds", 0.0))
+
+
+def _stage1_seed(config, seed: int | None) -> int:
+    """The seed of the stage-1 model that stage-3 seed `seed` builds on."""
+    return config.stage1_seed_for(seed) if config.stage1_seeds is not None else config.stage1_seed
+
+
+def _stage1_units(experiment) -> list[Unit]:
+    config = experiment.config
+    units = []
+    for seed in config.seeds if config.stage1_seeds is not None else [None]:
+        folder = experiment.stage1_dir_for(seed)
+        record = folder / "stage1.json"
+        unit = Unit(STAGE1, "", experiment.english, _stage1_seed(config, seed), TO_DO)
+        if record.is_file():
+            recorded = json.loads(record.read_text())
+            unit.state = DONE
+            unit.seconds = recorded.get("train_seconds", 0.0) + (recorded.get("training") or {}).get(
+                "validation_seconds", 0.0)
+            if not (folder / "adapter_config.json").is_file():
+                unit.weights_here = False
+                unit.detail = "weights not here: retrained (and checked) if a run still needs them"
+        elif config.stage1_from:
+            unit.detail = f"borrowed from {config.stage1_from}: train it there"
+        else:
+            meta = _checkpoint(experiment.checkpoint_dir(experiment.stage1_run_name(seed)))
+            if meta is not None:
+                unit.state = INTERRUPTED
+                unit.detail, unit.seconds = _resume_point(meta)
+        units.append(unit)
+    return units
+
+
+def _tuning_units(experiment) -> list[Unit]:
+    units = []
+    for method in experiment.config.methods:
+        wanted = plan(experiment, method)
+        if wanted is None:
+            continue
+        for _, key, language, seed, run_name in planned_trials(method, wanted):
+            record = experiment.output_dir / f"{run_name}.json"
+            folder = experiment.checkpoint_dir(run_name)
+            unit = Unit(TUNING, method.name, language, seed, TO_DO, point=key)
+            if record.is_file():
+                budget = json.loads(record.read_text()).get("budget") or {}
+                unit.state = DONE
+                unit.seconds = budget.get("train_seconds", 0.0) + budget.get("validation_seconds", 0.0)
+                if (folder / RUN_SETTINGS).is_file():
+                    unit.detail = "checkpoint kept for the final run it may be"
+            elif (meta := _checkpoint(folder)) is not None:
+                unit.state = INTERRUPTED
+                unit.detail, unit.seconds = _resume_point(meta)
+            units.append(unit)
+    return units
+
+
+def _final_units(experiment) -> list[Unit]:
+    config = experiment.config
+    units = []
+    for language in config.languages:
+        for method in config.methods:
+            selection_file = tuning_dir(experiment, method) / SELECTION
+            chosen = json.loads(selection_file.read_text())["chosen_key"] if selection_file.is_file() else None
+            companion = method.spec.no_english_row and config.no_english_rows
+            for seed in config.seeds:
+                path = experiment.result_path(method, language, seed)
+                unit = Unit(FINAL, method.name, language, seed, TO_DO)
+                if path.is_file():
+                    unit.state = DONE
+                    unit.seconds = (json.loads(path.read_text()).get("timings") or {}).get("total_seconds")
+                    if companion and not experiment.result_path(method.name + "-no-english", language, seed).is_file():
+                        unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
+                elif (meta := _checkpoint(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
+                    unit.state = INTERRUPTED
+                    unit.detail, unit.seconds = _resume_point(meta)
+                elif chosen and (experiment.checkpoint_dir(trial_name(method.name, chosen, language, seed))
+                                 / RUN_SETTINGS).is_file():
+                    unit.evaluation_only = True
+                    unit.detail = "takes over its tuning trial (same settings: evaluation only)"
+                units.append(unit)
+    return units
+
+
+def _estimate(units: list[Unit]) -> None:
+    """Fill `left` of the runs not done from the finished runs of their group."""
+    finished: dict[tuple[str, str], list[float]] = {}
+    for unit in units:
+        if unit.state == DONE and unit.seconds is not None:
+            finished.setdefault(unit.group, []).append(unit.seconds)
+    for unit in units:
+        times = finished.get(unit.group) or (finished.get((TUNING, unit.method)) if unit.kind == FINAL else None)
+        if unit.state != DONE and times and not unit.evaluation_only:  # evaluation only: not like a trained run
+            unit.left = max(0.0, mean(times) - (unit.seconds or 0.0))
+
+
+def experiment_status(experiment) -> list[Unit]:
+    """Every run of `experiment` (a `flare.pipeline.runner.Experiment`) and where it stands."""
+    units = _stage1_units(experiment) + _tuning_units(experiment) + _final_units(experiment)
+    _estimate(units)
+    needed = {_stage1_seed(experiment.config, u.seed) for u in units if u.kind != STAGE1 and u.state != DONE}
+    for unit in units:  # a recorded stage-1 model without its weights costs its retrain where runs need it
+        if unit.kind == STAGE1 and not unit.weights_here and unit.seed in needed:
+            unit.left = unit.seconds
+    return units
+
+
+def _hours(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds / 3600:.2f}"
+
+
+def status_markdown(units: list[Unit], show_done: bool = False) -> str:
+    """The runs not done (every run with `show_done`) as a table, then a summary per kind."""
+    lines = ["| kind | method | point | language | seed | state | h | h left | detail |",
+             "|:---|:---|:---|:---|---:|:---|---:|---:|:---|"]
+    for unit in units:
+        if unit.state != DONE or show_done or unit.left:
+            lines.append(f"| {unit.kind} | {unit.method} | {unit.point} | {unit.language} | "
+                         f"{'' if unit.seed is None else unit.seed} | {unit.state} | {_hours(unit.seconds)} | "
+                         f"{_hours(unit.left)} | {unit.detail} |")
+    if len(lines) == 2:
+        lines = ["Every run is done."]
+    lines += ["", "| kind | runs | done | interrupted | to do | h taken | h left (estimated) | without an estimate |",
+              "|:---|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind in (STAGE1, TUNING, FINAL):
+        of_kind = [u for u in units if u.kind == kind]
+        if not of_kind:
+            continue
+        counts = {state: sum(u.state == state for u in of_kind) for state in (DONE, INTERRUPTED, TO_DO)}
+        taken = sum(u.seconds or 0.0 for u in of_kind if u.state == DONE)
+        left = sum(u.left or 0.0 for u in of_kind)
+        unknown = sum(u.state != DONE and u.left is None for u in of_kind)
+        lines.append(f"| {kind} | {len(of_kind)} | {counts[DONE]} | {counts[INTERRUPTED]} | {counts[TO_DO]} | "
+                     f"{_hours(taken)} | {_hours(left)} | {unknown} |")
+    lines += ["", "h left: the mean time of this experiment's finished runs of the same kind and method (a final "
+              "run with none yet: its method's tuning trials), less the time an interrupted run has spent; "
+              "taken as those runs went, beside whatever else ran. No score is shown."]
+    return "\n".join(lines)

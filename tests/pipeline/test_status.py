@@ -1,0 +1,105 @@
+"""`flare status`: every run of a config, done / interrupted / to do, from the files alone, with the
+time taken and an estimate of the time left; never a score."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from flare.cli.main import app
+from flare.pipeline import training
+from flare.pipeline.config import load_config
+from flare.pipeline.runner import Experiment
+from flare.pipeline.status import DONE, FINAL, INTERRUPTED, STAGE1, TO_DO, TUNING, experiment_status
+from flare.pipeline.tune import tune
+
+SETTINGS = ["methods=[zero-shot, lora]", "languages=[jav]", "seeds=[1, 2]", "stage1_seeds=[1, 2]",
+            "stage1.epochs=1", "stage1.max_train_examples=16", "stage1.max_eval_examples=16", "stage1.batch_size=8",
+            "stage1.max_length=32", "train.epochs=2", "train.max_train_examples=16", "train.batch_size=8",
+            "train.max_length=32", "train.max_eval_examples=24", "train.checkpoint_steps=1",
+            "search={grid: {learning_rate: [1.0e-4, 1.0e-2]}, languages: [jav], seeds: [1]}"]
+
+
+def states(units):
+    return {(u.kind, u.method, u.point, u.seed): u.state for u in units}
+
+
+def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp_path, tiny_checkpoints,
+                                                                            monkeypatch):
+    overrides = [f"model={tiny_checkpoints['bert']}", f"output_dir={tmp_path / 'run'}", *SETTINGS]
+    experiment = Experiment(load_config(None, overrides), log=lambda m: None)
+
+    units = experiment_status(experiment)  # nothing has run: every run to do, nothing to estimate from
+    assert [(u.kind, u.method, u.seed) for u in units] == [
+        (STAGE1, "", 1), (STAGE1, "", 2), (TUNING, "lora", 1), (TUNING, "lora", 1),
+        (FINAL, "zero-shot", 1), (FINAL, "zero-shot", 2), (FINAL, "lora", 1), (FINAL, "lora", 2)]
+    assert {u.state for u in units} == {TO_DO} and all(u.left is None for u in units)
+    assert [u.point for u in units if u.kind == TUNING] == ["learning_rate=0.0001", "learning_rate=0.01"]
+
+    experiment.stage1()
+    tune(experiment)
+    # lora seed 2 is stopped right after its first checkpoint
+    original = training.save_checkpoint
+
+    def stop_after_first_checkpoint(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(training, "save_checkpoint", stop_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(method="lora", language="jav", seed=2)
+    monkeypatch.undo()
+
+    units = experiment_status(experiment)
+    by_key = {(u.kind, u.method, u.point, u.seed): u for u in units}
+    assert states(units) == {
+        (STAGE1, "", "", 1): DONE, (STAGE1, "", "", 2): DONE,
+        (TUNING, "lora", "learning_rate=0.0001", 1): DONE, (TUNING, "lora", "learning_rate=0.01", 1): DONE,
+        (FINAL, "zero-shot", "", 1): TO_DO, (FINAL, "zero-shot", "", 2): TO_DO,
+        (FINAL, "lora", "", 1): TO_DO, (FINAL, "lora", "", 2): INTERRUPTED}
+    stage1 = by_key[(STAGE1, "", "", 1)]
+    recorded = json.loads((tmp_path / "run" / "stage1" / "seed-1" / "stage1.json").read_text())
+    assert stage1.seconds == pytest.approx(recorded["train_seconds"] + recorded["training"]["validation_seconds"])
+    trials = [u for u in units if u.kind == TUNING]
+    assert all(u.seconds > 0 for u in trials)
+    interrupted = by_key[(FINAL, "lora", "", 2)]
+    assert "checkpoint after step 1" in interrupted.detail and interrupted.seconds > 0
+    # a final with no finished final of its method is estimated from the method's trials, less the time spent
+    mean_trial = sum(u.seconds for u in trials) / 2
+    assert interrupted.left == pytest.approx(max(0.0, mean_trial - interrupted.seconds))
+    # the chosen trial on jav seed 1 is the final run there: evaluation only, not estimated as training
+    lora_1 = by_key[(FINAL, "lora", "", 1)]
+    assert lora_1.evaluation_only and "takes over" in lora_1.detail and lora_1.left is None
+    assert by_key[(FINAL, "zero-shot", "", 1)].left is None  # no trial, no finished run: no estimate
+
+    experiment.run()
+    units = experiment_status(experiment)
+    assert {u.state for u in units} == {DONE}
+    assert all(u.left is None for u in units)
+    finals = [u for u in units if u.kind == FINAL]
+    for unit in finals:
+        result = json.loads(experiment.result_path(unit.method, "jav", unit.seed).read_text())
+        assert unit.seconds == result["timings"]["total_seconds"]
+
+    # the stage-1 weights gone: only a run still to do makes their retrain count as time left
+    for folder in (tmp_path / "run" / "stage1").iterdir():
+        for path in folder.iterdir():
+            if path.name != "stage1.json":
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    units = experiment_status(experiment)
+    assert all(not u.weights_here and u.left is None for u in units if u.kind == STAGE1)
+    experiment.result_path("lora", "jav", 2).unlink()
+    units = experiment_status(experiment)
+    seed_2 = next(u for u in units if u.kind == STAGE1 and u.seed == 2)
+    assert seed_2.left == seed_2.seconds and next(u for u in units if u.kind == STAGE1 and u.seed == 1).left is None
+
+    # the command prints the same, as Markdown into a pipe, and no score of any run
+    (tmp_path / "none.yaml").write_text("{}\n")
+    result = CliRunner().invoke(app, ["status", str(tmp_path / "none.yaml"), *overrides, "--all"])
+    assert result.exit_code == 0, result.output
+    assert "| final | lora |  | jav | 2 | to do |" in result.output
+    scores = {f"{value:.2f}" for path in (tmp_path / "run").rglob("*.json") if "results" in path.parts
+              for value in json.loads(path.read_text())["metrics"]["test"].values()}
+    table = result.output.split("| kind | runs")[0]
+    assert scores and not any(f"| {score} |" in table for score in scores)
