@@ -94,6 +94,14 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
     seed_2 = next(u for u in units if u.kind == STAGE1 and u.seed == 2)
     assert seed_2.left == seed_2.seconds and next(u for u in units if u.kind == STAGE1 and u.seed == 1).left is None
 
+    # no record at all (an older study that did not keep it): to do only while a run needs it
+    shutil.rmtree(tmp_path / "run" / "stage1" / "seed-1")
+    units = experiment_status(experiment)
+    seed_1 = next(u for u in units if u.kind == STAGE1 and u.seed == 1)
+    assert seed_1.state == DONE and seed_1.seconds is None and "no run left needs it" in seed_1.detail
+    shutil.rmtree(tmp_path / "run" / "stage1" / "seed-2")
+    assert next(u for u in experiment_status(experiment) if u.kind == STAGE1 and u.seed == 2).state == TO_DO
+
     # the command prints the same, as Markdown into a pipe, and no score of any run
     (tmp_path / "none.yaml").write_text("{}\n")
     result = CliRunner().invoke(app, ["status", str(tmp_path / "none.yaml"), *overrides, "--all"])

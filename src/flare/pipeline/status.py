@@ -154,9 +154,13 @@ def experiment_status(experiment) -> list[Unit]:
     units = _stage1_units(experiment) + _tuning_units(experiment) + _final_units(experiment)
     _estimate(units)
     needed = {_stage1_seed(experiment.config, u.seed) for u in units if u.kind != STAGE1 and u.state != DONE}
-    for unit in units:  # a recorded stage-1 model without its weights costs its retrain where runs need it
-        if unit.kind == STAGE1 and not unit.weights_here and unit.seed in needed:
-            unit.left = unit.seconds
+    for unit in (u for u in units if u.kind == STAGE1):
+        if unit.seed in needed:
+            if not unit.weights_here:  # recorded, retrained before the runs that need it
+                unit.left = unit.seconds
+        elif unit.state == TO_DO and not experiment.config.stage1_from:  # the runs built on it are all done
+            unit.state, unit.left = DONE, None
+            unit.detail = "not kept here (no stage1.json), and no run left needs it"
     return units
 
 
