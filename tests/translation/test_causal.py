@@ -125,3 +125,10 @@ def test_a_seq2seq_model_is_refused_as_causal(nllb_dir):
     model = AutoModelForSeq2SeqLM.from_pretrained(nllb_dir)
     with pytest.raises(ConfigError, match="encoder-decoder"):
         CausalLMTranslator(model, AutoTokenizer.from_pretrained(nllb_dir))
+
+
+def test_the_model_gets_the_lm_head_guard(causal_lm_dir):
+    """The last prompt position reaches the LM head contiguous (flare.core.lm_head; tests/core/test_lm_head.py)."""
+    from flare.core.lm_head import _HOOKED
+
+    assert getattr(_translator(causal_lm_dir).model.get_output_embeddings(), _HOOKED, False)

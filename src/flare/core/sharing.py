@@ -31,6 +31,7 @@ from peft import PeftConfig, PeftModel, get_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
+from flare.core.lm_head import contiguous_lm_head_input
 from flare.errors import FlareError
 
 STAGE1_FOLDER = "stage1"
@@ -148,7 +149,7 @@ def load_base(folder: Path, config, base_model: str | None = None, **model_kwarg
         kwargs["config"] = transformers.AutoConfig.for_model(**data)
     if config.base_model_revision and base_model is None:
         kwargs.setdefault("revision", config.base_model_revision)
-    model = model_class.from_pretrained(name, **kwargs)
+    model = contiguous_lm_head_input(model_class.from_pretrained(name, **kwargs))
     if (folder / STAGE1_FOLDER).is_dir():
         model = PeftModel.from_pretrained(model, str(folder / STAGE1_FOLDER), is_trainable=False)
     return model

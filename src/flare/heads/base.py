@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from flare.core.lm_head import contiguous_lm_head_input
 from flare.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class CausalLMHead:
 
     def load_model(self):
         self.trainable_heads = []
-        return AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options)
+        return contiguous_lm_head_input(AutoModelForCausalLM.from_pretrained(self.model_path, **self.load_options))
 
     def loss(self, model, batch: dict, source: dict) -> torch.Tensor:
         """The causal-LM loss on the answer tokens (label words, generated answers), with the LM

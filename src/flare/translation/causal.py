@@ -147,6 +147,8 @@ class CausalLMTranslator(Translator):
     def _prepare_model(self, move: bool, cast: bool = False) -> None:
         import torch
 
+        from flare.core.lm_head import contiguous_lm_head_input
+
         model = self._model
         if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
             raise ConfigError(
@@ -156,6 +158,7 @@ class CausalLMTranslator(Translator):
             model.to(self.device)
         if cast:
             model.to(getattr(torch, self.dtype))
+        contiguous_lm_head_input(model)  # generation's last-position slice: docs/core.md, "The LM head's input"
         model.eval()
 
     # -- languages and prompts -------------------------------------------------------------
