@@ -4,10 +4,10 @@ transformers' decoders slice the last hidden state before the LM head (`logits_t
 `generate` sets to 1): `hidden[:, -1:, :]` is a strided view of the whole sequence. torch 2.13's
 bfloat16 `linear` on CPU, given such a view and a frozen weight (as under any adapter), costs as if
 every position were projected. On Gemma 3 270M's 262k-token head, 8 prompts of 256 tokens: the
-head alone 44.2 s and 2.6 GB more memory instead of 0.11 s; greedy generation of 4 tokens 44.6 s and
-2.6 GB instead of 8.6 s and 0.1 GB, with the same tokens (float32: 2.5 s against 0.5 s for the head;
+head alone 44.2 s and 2,572 MiB more memory instead of 0.11 s; greedy generation of 4 tokens 44.6 s
+and 2,639 MiB instead of 8.6 s and 102 MiB, with the same tokens (float32: 2.5 s against 0.5 s for the head;
 `studies/bench/lm-head-input.json`, from `studies/bench/lm_head_input.py`). A validation batch of
-64 generative-QA prompts grew a process to 17 GB and the OOM killer stopped it (2026-12-07). A
+64 generative-QA prompts grew a process to about 17 GB and the OOM killer stopped it (2026-12-07). A
 contiguous copy of the kept positions first gives the same logits at the normal cost;
 `contiguous_lm_head_input` hooks that copy in front of any model's output layer.
 """
