@@ -83,14 +83,25 @@ def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, tor
     return folder
 
 
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The folder `latest` names (None: no checkpoint)."""
+    pointer = directory / LATEST
+    return directory / pointer.read_text().strip() if pointer.is_file() else None
+
+
+def checkpoint_meta(directory: Path) -> dict | None:
+    """The counters, curve and schedule of the last checkpoint (its state.json), without its tensors."""
+    folder = latest_checkpoint(directory)
+    return json.loads((folder / "state.json").read_text()) if folder is not None else None
+
+
 def load_checkpoint(directory: Path, params: dict[str, torch.Tensor], optimizer, scheduler) -> TrainingState | None:
     """Restore weights, optimizer, schedule and random states; None when there is no checkpoint."""
-    pointer = directory / LATEST
-    if not pointer.is_file():
+    folder = latest_checkpoint(directory)
+    if folder is None:
         return None
-    folder = directory / pointer.read_text().strip()
     tensors = load_file(str(folder / "state.safetensors"))
-    meta = json.loads((folder / "state.json").read_text())
+    meta = checkpoint_meta(directory)
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(tensors[f"param.{name}"])

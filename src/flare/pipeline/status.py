@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import mean
 
-from flare.pipeline.checkpoint import LATEST
+from flare.pipeline.checkpoint import checkpoint_meta
+from flare.pipeline.runner import NO_ENGLISH
 from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, trial_name, tuning_dir
 
 DONE, INTERRUPTED, TO_DO = "done", "interrupted", "to do"
@@ -42,13 +42,6 @@ class Unit:
     @property
     def group(self) -> tuple[str, str]:
         return self.kind, self.method
-
-
-def _checkpoint(folder: Path) -> dict | None:
-    """The state.json of a run's last checkpoint (None: no checkpoint)."""
-    pointer = folder / LATEST
-    meta = folder / pointer.read_text().strip() / "state.json" if pointer.is_file() else None
-    return json.loads(meta.read_text()) if meta is not None and meta.is_file() else None
 
 
 def _resume_point(meta: dict) -> tuple[str, float]:
@@ -79,7 +72,7 @@ def _stage1_units(experiment) -> list[Unit]:
         elif config.stage1_from:
             unit.detail = f"borrowed from {config.stage1_from}: train it there"
         else:
-            meta = _checkpoint(experiment.checkpoint_dir(experiment.stage1_run_name(seed)))
+            meta = checkpoint_meta(experiment.checkpoint_dir(experiment.stage1_run_name(seed)))
             if meta is not None:
                 unit.state = INTERRUPTED
                 unit.detail, unit.seconds = _resume_point(meta)
@@ -103,20 +96,28 @@ def _tuning_units(experiment) -> list[Unit]:
                 unit.seconds = budget.get("train_seconds", 0.0) + budget.get("validation_seconds", 0.0)
                 if (folder / RUN_SETTINGS).is_file():
                     unit.detail = "checkpoint kept for the final run it may be"
-            elif (meta := _checkpoint(folder)) is not None:
+            elif (meta := checkpoint_meta(folder)) is not None:
                 unit.state = INTERRUPTED
                 unit.detail, unit.seconds = _resume_point(meta)
             units.append(unit)
     return units
 
 
+def _kept_trial(experiment, method: str, key: str, language: str, seed: int) -> bool:
+    """Whether the chosen trial on this language and seed kept its checkpoint for the final run."""
+    return (experiment.checkpoint_dir(trial_name(method, key, language, seed)) / RUN_SETTINGS).is_file()
+
+
 def _final_units(experiment) -> list[Unit]:
     config = experiment.config
     units = []
+    chosen = {}  # each tuned method's chosen grid point
+    for method in config.methods:
+        selection_file = tuning_dir(experiment, method) / SELECTION
+        if selection_file.is_file():
+            chosen[method.name] = json.loads(selection_file.read_text())["chosen_key"]
     for language in config.languages:
         for method in config.methods:
-            selection_file = tuning_dir(experiment, method) / SELECTION
-            chosen = json.loads(selection_file.read_text())["chosen_key"] if selection_file.is_file() else None
             companion = method.spec.no_english_row and config.no_english_rows
             for seed in config.seeds:
                 path = experiment.result_path(method, language, seed)
@@ -124,13 +125,13 @@ def _final_units(experiment) -> list[Unit]:
                 if path.is_file():
                     unit.state = DONE
                     unit.seconds = (json.loads(path.read_text()).get("timings") or {}).get("total_seconds")
-                    if companion and not experiment.result_path(method.name + "-no-english", language, seed).is_file():
+                    if companion and not experiment.result_path(method.name + NO_ENGLISH, language, seed).is_file():
                         unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
-                elif (meta := _checkpoint(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
+                elif (meta := checkpoint_meta(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
                     unit.state = INTERRUPTED
                     unit.detail, unit.seconds = _resume_point(meta)
-                elif chosen and (experiment.checkpoint_dir(trial_name(method.name, chosen, language, seed))
-                                 / RUN_SETTINGS).is_file():
+                elif method.name in chosen and _kept_trial(experiment, method.name, chosen[method.name], language,
+                                                           seed):
                     unit.evaluation_only = True
                     unit.detail = "takes over its tuning trial (same settings: evaluation only)"
                 units.append(unit)
