@@ -88,23 +88,28 @@ def _open_permissions(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_lock(target: Path, on_wait=None) -> Iterator[None]:
-    """Hold an exclusive lock for provisioning `target`, so that parallel test runs
-    or CLI calls convert a model once instead of racing (POSIX only; elsewhere a no-op)."""
+def folder_lock(target: Path, on_wait=None, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on `target` (a `.<name>.lock` file beside it), so that parallel test
+    runs or CLI calls convert a model once instead of racing, and two processes never train the same
+    run (POSIX only; elsewhere a no-op). Yields True while the lock is held; with `wait=False` it
+    yields False at once, holding nothing, where another process holds it."""
     try:
         import fcntl
     except ImportError:  # Windows: the atomic rename still keeps the folder consistent
-        yield
+        yield True
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             if on_wait is not None:
                 on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

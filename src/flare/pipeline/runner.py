@@ -3,6 +3,7 @@ to its own JSON file; finished runs are skipped, so a stopped experiment picks u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -13,6 +14,7 @@ from accelerate.utils import set_seed
 
 from flare.pipeline import stages
 from flare.errors import ConfigError, DataError, FlareError
+from flare.io import folder_lock
 from flare.pipeline.checkpoint import remove_checkpoints
 from flare.pipeline.config import MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
@@ -52,6 +54,17 @@ class Experiment(ExperimentInputs):
     def checkpoint_dir(self, name: str) -> Path:
         return self.output_dir / "checkpoints" / name
 
+    def run_lock(self, name: str, wait: bool = True):
+        """The lock of run `name` (a file beside its checkpoint folder): two processes on one
+        experiment (`flare run` twice, side by side) never train the same run. It yields True while
+        held; with `wait=False`, False at once where another process trains the run. The ranks of one
+        multi-process (accelerate) job train their runs together, so such a job takes no lock: do
+        not run a second job beside it on the same output folder."""
+        if self.accelerator.num_processes > 1:
+            return contextlib.nullcontext(True)
+        return folder_lock(self.checkpoint_dir(name), wait=wait,
+                           on_wait=lambda: self.log(f"{name}: another process is training it; waiting for it"))
+
     def _trackers(self, name: str) -> list:
         """The configured experiment trackers for one training run (log_with; `tensorboard: true`
         is the same as log_with: [tensorboard]); TensorBoard files go to <output_dir>/tensorboard/<run>."""
@@ -90,6 +103,12 @@ class Experiment(ExperimentInputs):
             for each in self.config.seeds:
                 self.stage1(each)
             return self.stage1_dir
+        if self.config.stage1_from:  # another experiment's model: read, never trained here
+            return self._stage1(seed)
+        with self.run_lock(self.stage1_run_name(seed)):  # another process training it: its model, when done
+            return self._stage1(seed)
+
+    def _stage1(self, seed: int | None) -> Path:
         stage1_seed = self.config.stage1_seed_for(seed) if seed is not None else None
         folder = self.stage1_dir_for(seed)
         marker = folder / "stage1.json"
@@ -531,21 +550,30 @@ class Experiment(ExperimentInputs):
         for language in languages:
             for method in methods:
                 for seed in seeds:
-                    path = self.result_path(method, language, seed)
-                    if path.is_file():
-                        self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
-                        written += self._missing_no_english(method, language, seed, path)
-                        continue
-                    for each_path, result in self.run_with_companions(method, language, seed):
-                        if self.accelerator.is_main_process:
-                            write_json(each_path, result)
-                        test = result["metrics"]["test"]
-                        self.log(f"{result['method']:>15} {language:>5} seed {seed}: "
-                                 + ", ".join(f"{k} {v:.2f}" for k, v in test.items()))
-                        written.append(each_path)
-                    if self.accelerator.is_main_process:
-                        remove_checkpoints(self.checkpoint_dir(self.run_name(method, language, seed)))
-                    self.accelerator.wait_for_everyone()
+                    with self.run_lock(self.run_name(method, language, seed), wait=False) as ours:
+                        if ours:
+                            written += self._final(method, language, seed)
+                        else:
+                            self.log(f"skip {method.name} {language} seed {seed}: another process is training it")
+        return written
+
+    def _final(self, method: MethodConfig, language: str, seed: int) -> list[Path]:
+        """One final run (and its companion rows), unless its result exists; the files written."""
+        path = self.result_path(method, language, seed)
+        if path.is_file():
+            self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
+            return self._missing_no_english(method, language, seed, path)
+        written = []
+        for each_path, result in self.run_with_companions(method, language, seed):
+            if self.accelerator.is_main_process:
+                write_json(each_path, result)
+            test = result["metrics"]["test"]
+            self.log(f"{result['method']:>15} {language:>5} seed {seed}: "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in test.items()))
+            written.append(each_path)
+        if self.accelerator.is_main_process:
+            remove_checkpoints(self.checkpoint_dir(self.run_name(method, language, seed)))
+        self.accelerator.wait_for_everyone()
         return written
 
     def _missing_no_english(self, method: MethodConfig, language: str, seed: int, trained_path: Path) -> list[Path]:

@@ -110,24 +110,20 @@ def tune_method(experiment, method: MethodConfig) -> dict:
 
     wanted = plan(experiment, method)
     folder = tuning_dir(experiment, method)
-    trials = []
-    for point, key, language, seed, run_name in planned_trials(method, wanted):
-        train_cfg = method.train_config(experiment.config.train, point)
-        path = experiment.output_dir / f"{run_name}.json"
-        if path.is_file():
-            experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
-            trial = json.loads(path.read_text())
-        else:
-            trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
-                     **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
-                     "finished": finished_at()}
-            if experiment.accelerator.is_main_process:
-                write_json(path, trial)
-                _keep_or_remove(experiment, method.at(point), language, seed, train_cfg, run_name)
-            experiment.accelerator.wait_for_everyone()
-            experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
-                           f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
-        trials.append(trial)
+    planned = list(planned_trials(method, wanted))
+    trials, pending = {}, planned
+    for wait in (False, True):  # trials another process is training: after the others, waited for
+        later = []
+        for point, key, language, seed, run_name in pending:
+            with experiment.run_lock(run_name, wait=wait) as ours:
+                if ours:
+                    trials[run_name] = _trial(experiment, method, wanted, point, key, language, seed, run_name)
+                else:
+                    experiment.log(f"tuning {method.name}: {key} {language} seed {seed}: another process is "
+                                   "training it; back to it after the others")
+                    later.append((point, key, language, seed, run_name))
+        pending = later
+    trials = [trials[planned_run[-1]] for planned_run in planned]
     selection = choose(method.name, wanted, trials)
     path = folder / SELECTION
     if experiment.accelerator.is_main_process:
@@ -140,6 +136,28 @@ def tune_method(experiment, method: MethodConfig) -> dict:
                    f"{selection['chosen_mean']:.2f}, mean over {len(wanted['languages'])} language(s) x "
                    f"{len(wanted['seeds'])} seed(s)); grid in {path}")
     return {**selection, "path": str(path)}
+
+
+def _trial(experiment, method: MethodConfig, wanted: dict, point: dict, key: str, language: str, seed: int,
+           run_name: str) -> dict:
+    """One trial's record: read back when it exists, else trained and written."""
+    from flare.results.schema import write_json
+
+    train_cfg = method.train_config(experiment.config.train, point)
+    path = experiment.output_dir / f"{run_name}.json"
+    if path.is_file():
+        experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
+        return json.loads(path.read_text())
+    trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
+             **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
+             "finished": finished_at()}
+    if experiment.accelerator.is_main_process:
+        write_json(path, trial)
+        _keep_or_remove(experiment, method.at(point), language, seed, train_cfg, run_name)
+    experiment.accelerator.wait_for_everyone()
+    experiment.log(f"tuning {method.name} {key} {language} seed {seed}: validation "
+                   f"{wanted['metric']} {trial['metrics']['validation'][wanted['metric']]:.2f}")
+    return trial
 
 
 def choose(method: str, wanted: dict, trials: list[dict]) -> dict:
