@@ -1,11 +1,15 @@
-"""flare/io.py: a file or folder written through it is the old one or the new one, never half."""
+"""flare/io.py: a file or folder written through it is the old one or the new one, never half; a
+folder lock names its live holder."""
 
 import os
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from flare.io import atomic_file, atomic_folder, write_text_atomic
+from flare.io import atomic_file, atomic_folder, folder_lock, lock_holder, lock_path, write_text_atomic
 from flare.weights import save_weights
 
 
@@ -44,3 +48,20 @@ def test_a_folder_is_replaced_only_once_the_new_one_is_complete(tmp_path):
     with atomic_folder(target) as tmp:
         (tmp / "index.json").write_text("3")
     assert (target / "index.json").read_text() == "3" and sorted(os.listdir(tmp_path)) == ["entry"]
+
+
+def test_a_lock_names_its_live_holder_and_nobody_once_released_or_its_holder_is_gone(tmp_path):
+    target = tmp_path / "run"
+    assert lock_holder(target) is None  # never locked
+    with folder_lock(target) as held:
+        assert held and lock_holder(target) == os.getpid()
+        with folder_lock(target, wait=False) as second:  # another open file: as another process would
+            assert second is False
+        assert lock_holder(target) == os.getpid()  # the refused try left the holder's record alone
+    assert lock_holder(target) is None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(target).write_text(f"{dead.pid} {socket.gethostname()}\n")  # a holder killed while holding it
+    assert lock_holder(target) is None
+    lock_path(target).write_text(f"{os.getpid()} another-host\n")  # a holder on another machine
+    assert lock_holder(target) is None

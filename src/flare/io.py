@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,19 +88,25 @@ def _open_permissions(folder: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def lock_path(target: Path) -> Path:
+    """The lock file of `target` (`folder_lock`): `.<name>.lock` beside it."""
+    return target.parent / f".{target.name}.lock"
+
+
 @contextlib.contextmanager
 def folder_lock(target: Path, on_wait=None, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on `target` (a `.<name>.lock` file beside it), so that parallel test
-    runs or CLI calls convert a model once instead of racing, and two processes never train the same
-    run (POSIX only; elsewhere a no-op). Yields True while the lock is held; with `wait=False` it
-    yields False at once, holding nothing, where another process holds it."""
+    """Hold an exclusive lock on `target` (its `lock_path`), so that parallel test runs or CLI calls
+    convert a model once instead of racing, and two processes never train the same run (POSIX only;
+    elsewhere a no-op). Yields True while the lock is held; with `wait=False` it yields False at once,
+    holding nothing, where another process holds it. The holder's process id and host are written in
+    the file while it holds the lock (`lock_holder`); the OS releases the lock of a process that dies."""
     try:
         import fcntl
     except ImportError:  # Windows: the atomic rename still keeps the folder consistent
         yield True
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as handle:
+    with open(lock_path(target), "a+") as handle:  # not "w": that would empty a holder's file
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -109,7 +116,35 @@ def folder_lock(target: Path, on_wait=None, wait: bool = True) -> Iterator[bool]
             if on_wait is not None:
                 on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
+        _rewrite(handle, f"{os.getpid()} {socket.gethostname()}\n")
         try:
             yield True
         finally:
+            _rewrite(handle, "")
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _rewrite(handle, text: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(text)
+    handle.flush()
+
+
+def lock_holder(target: Path) -> int | None:
+    """The process id holding `target`'s `folder_lock`, when it is a live process on this machine (None:
+    not held, held on another host, or its holder died: the OS released it). A process id reused by an
+    unrelated process after its holder was killed is not told apart."""
+    try:
+        pid, host = lock_path(target).read_text().split()
+    except (OSError, ValueError):  # no file, or empty: nobody holds it
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return int(pid)

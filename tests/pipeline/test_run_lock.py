@@ -4,11 +4,13 @@ the others), and a stage-1 model another process is training is waited for. The 
 per run, so a lock held in this process on another open file stands in for the other process."""
 
 import json
+import os
 import threading
 
 from flare.io import folder_lock
 from flare.pipeline.config import load_config
 from flare.pipeline.runner import Experiment
+from flare.pipeline.status import FINAL, RUNNING, TO_DO, experiment_status
 from flare.pipeline.tune import tune
 
 SETTINGS = ["methods=[zero-shot, lora]", "languages=[jav]", "seeds=[1, 2]", "stage1_seeds=[1, 2]",
@@ -45,6 +47,8 @@ def test_a_final_run_another_process_is_training_is_skipped_and_done_by_a_later_
     release = threading.Event()
     thread = held_until(experiment.checkpoint_dir(experiment.run_name("lora", "jav", 2)), release)
     try:
+        held = next(u for u in experiment_status(experiment) if u.kind == FINAL and u.method == "lora" and u.seed == 2)
+        assert held.state == RUNNING and held.detail == f"process {os.getpid()}"  # `flare status` sees it
         written = experiment.run()
     finally:
         release.set()
@@ -55,6 +59,8 @@ def test_a_final_run_another_process_is_training_is_skipped_and_done_by_a_later_
     assert {experiment.result_path(m, "jav", s) for m in ("zero-shot", "lora") for s in (1, 2)} - set(written) == {
         experiment.result_path("lora", "jav", 2)}
 
+    released = next(u for u in experiment_status(experiment) if u.kind == FINAL and u.method == "lora" and u.seed == 2)
+    assert released.state == TO_DO
     assert experiment.run(method="lora") == [experiment.result_path("lora", "jav", 2)]  # the lock is free again
 
 

@@ -1,7 +1,8 @@
 """Where a resumable experiment stands (`flare status`), read from its files only.
 
 Every run its config asks for, in the order `flare run` does them (the stage-1 models, the tuning
-trials, then the final runs), is done, interrupted (a checkpoint to resume from) or still to do.
+trials, then the final runs), is done, running (in a process that holds its lock: `flare run` in
+two terminals), interrupted (a checkpoint to resume from) or still to do.
 Finished runs give the time they took; the rest get an estimate: the mean time of this experiment's
 finished runs of the same kind and method (a final run with none yet: its method's tuning trials),
 as those runs went, on whatever else the machine was doing. No model is loaded, no data is read
@@ -15,11 +16,12 @@ import json
 from dataclasses import dataclass
 from statistics import mean
 
+from flare.io import lock_holder
 from flare.pipeline.checkpoint import checkpoint_meta
 from flare.pipeline.runner import NO_ENGLISH
 from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, trial_name, tuning_dir
 
-DONE, INTERRUPTED, TO_DO = "done", "interrupted", "to do"
+DONE, RUNNING, INTERRUPTED, TO_DO = "done", "running", "interrupted", "to do"
 STAGE1, TUNING, FINAL = "stage 1", "tuning", "final"
 
 
@@ -31,7 +33,8 @@ class Unit:
     method: str  # "" for stage 1
     language: str
     seed: int | None  # None: the one shared stage-1 model
-    state: str  # DONE, INTERRUPTED or TO_DO
+    state: str  # DONE, RUNNING, INTERRUPTED or TO_DO
+    name: str = ""  # the run's name (its checkpoints under checkpoints/, its lock beside them)
     point: str = ""  # a tuning trial's grid point
     detail: str = ""  # what else the state means here
     seconds: float | None = None  # done: the time it took; interrupted: the time spent so far
@@ -60,7 +63,8 @@ def _stage1_units(experiment) -> list[Unit]:
     for seed in config.seeds if config.stage1_seeds is not None else [None]:
         folder = experiment.stage1_dir_for(seed)
         record = folder / "stage1.json"
-        unit = Unit(STAGE1, "", experiment.english, _stage1_seed(config, seed), TO_DO)
+        unit = Unit(STAGE1, "", experiment.english, _stage1_seed(config, seed), TO_DO,
+                    name="" if config.stage1_from else experiment.stage1_run_name(seed))
         if record.is_file():
             recorded = json.loads(record.read_text())
             unit.state = DONE
@@ -89,7 +93,7 @@ def _tuning_units(experiment) -> list[Unit]:
         for _, key, language, seed, run_name in planned_trials(method, wanted):
             record = experiment.output_dir / f"{run_name}.json"
             folder = experiment.checkpoint_dir(run_name)
-            unit = Unit(TUNING, method.name, language, seed, TO_DO, point=key)
+            unit = Unit(TUNING, method.name, language, seed, TO_DO, point=key, name=run_name)
             if record.is_file():
                 budget = json.loads(record.read_text()).get("budget") or {}
                 unit.state = DONE
@@ -121,7 +125,8 @@ def _final_units(experiment) -> list[Unit]:
             companion = method.spec.no_english_row and config.no_english_rows
             for seed in config.seeds:
                 path = experiment.result_path(method, language, seed)
-                unit = Unit(FINAL, method.name, language, seed, TO_DO)
+                unit = Unit(FINAL, method.name, language, seed, TO_DO,
+                            name=experiment.run_name(method, language, seed))
                 if path.is_file():
                     unit.state = DONE
                     unit.seconds = (json.loads(path.read_text()).get("timings") or {}).get("total_seconds")
@@ -153,6 +158,10 @@ def _estimate(units: list[Unit]) -> None:
 def experiment_status(experiment) -> list[Unit]:
     """Every run of `experiment` (a `flare.pipeline.runner.Experiment`) and where it stands."""
     units = _stage1_units(experiment) + _tuning_units(experiment) + _final_units(experiment)
+    for unit in units:
+        if unit.state != DONE and unit.name and (pid := lock_holder(experiment.checkpoint_dir(unit.name))):
+            unit.state = RUNNING
+            unit.detail = f"process {pid}" + (f"; {unit.detail}" if unit.detail else "")
     _estimate(units)
     needed = {_stage1_seed(experiment.config, u.seed) for u in units if u.kind != STAGE1 and u.state != DONE}
     for unit in (u for u in units if u.kind == STAGE1):
@@ -180,19 +189,20 @@ def status_markdown(units: list[Unit], show_done: bool = False) -> str:
                          f"{_hours(unit.left)} | {unit.detail} |")
     if len(lines) == 2:
         lines = ["Every run is done."]
-    lines += ["", "| kind | runs | done | interrupted | to do | h taken | h left (estimated) | without an estimate |",
-              "|:---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| kind | runs | done | running | interrupted | to do | h taken | h left (estimated) | "
+              "without an estimate |", "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for kind in (STAGE1, TUNING, FINAL):
         of_kind = [u for u in units if u.kind == kind]
         if not of_kind:
             continue
-        counts = {state: sum(u.state == state for u in of_kind) for state in (DONE, INTERRUPTED, TO_DO)}
+        counts = {state: sum(u.state == state for u in of_kind) for state in (DONE, RUNNING, INTERRUPTED, TO_DO)}
         taken = sum(u.seconds or 0.0 for u in of_kind if u.state == DONE)
         left = sum(u.left or 0.0 for u in of_kind)
         unknown = sum(u.state != DONE and u.left is None for u in of_kind)
-        lines.append(f"| {kind} | {len(of_kind)} | {counts[DONE]} | {counts[INTERRUPTED]} | {counts[TO_DO]} | "
-                     f"{_hours(taken)} | {_hours(left)} | {unknown} |")
+        lines.append(f"| {kind} | {len(of_kind)} | {counts[DONE]} | {counts[RUNNING]} | {counts[INTERRUPTED]} | "
+                     f"{counts[TO_DO]} | {_hours(taken)} | {_hours(left)} | {unknown} |")
     lines += ["", "h left: the mean time of this experiment's finished runs of the same kind and method (a final "
-              "run with none yet: its method's tuning trials), less the time an interrupted run has spent; "
-              "taken as those runs went, beside whatever else ran. No score is shown."]
+              "run with none yet: its method's tuning trials), less the time a running or interrupted run has "
+              "spent (at its last checkpoint); taken as those runs went, beside whatever else ran. No score is "
+              "shown."]
     return "\n".join(lines)
