@@ -113,3 +113,19 @@ def test_a_stage1_model_another_process_is_training_is_waited_for(tmp_path, tiny
         thread.join()
     assert "stage1/seed-1: another process is training it; waiting for it" in log
     assert (folder / "stage1.json").is_file()
+
+
+def test_stage1_of_every_seed_leaves_a_model_another_process_is_training_to_it(tmp_path, tiny_checkpoints):
+    experiment, log = experiment_with_log(tmp_path, tiny_checkpoints)
+    release = threading.Event()
+    thread = held_until(experiment.checkpoint_dir(experiment.stage1_run_name(2)), release)
+    try:
+        experiment.stage1()  # `flare finetune`, and `flare run` before its runs: seed 2 is the other's
+        assert (experiment.stage1_dir_for(1) / "stage1.json").is_file()
+        assert not (experiment.stage1_dir_for(2) / "stage1.json").is_file()
+        assert "stage1/seed-2: another process is training it; the runs built on it will wait for it" in log
+        experiment.run(method="lora", seed=1)  # a run on seed 1 goes on meanwhile
+        assert experiment.result_path("lora", "jav", 1).is_file()
+    finally:
+        release.set()
+        thread.join()

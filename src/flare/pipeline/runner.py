@@ -96,17 +96,23 @@ class Experiment(ExperimentInputs):
         `stage1/seed-<s>`; only for a model trained here (not `stage1_from`)."""
         return self.stage1_dir_for(seed).relative_to(self.output_dir).as_posix()
 
-    def stage1(self, seed: int | None = None) -> Path:
+    def stage1(self, seed: int | None = None, wait: bool = True) -> Path:
         """Plain LoRA (and the task head) on English task data, trained once and reused: the shared
-        model, or with `stage1_seeds` the one of stage-3 seed `seed` (None: every seed's)."""
+        model, or with `stage1_seeds` the one of stage-3 seed `seed` (None: every seed's, except those
+        another process is training: the runs built on them wait for them). A model another process
+        is training is waited for (with `wait=False`: left to it, and its folder returned as is)."""
         if seed is None and self.config.stage1_seeds is not None:
             for each in self.config.seeds:
-                self.stage1(each)
+                self.stage1(each, wait=False)
             return self.stage1_dir
         if self.config.stage1_from:  # another experiment's model: read, never trained here
             return self._stage1(seed)
-        with self.run_lock(self.stage1_run_name(seed)):  # another process training it: its model, when done
-            return self._stage1(seed)
+        name = self.stage1_run_name(seed)
+        with self.run_lock(name, wait=wait) as ours:
+            if ours:
+                return self._stage1(seed)
+        self.log(f"{name}: another process is training it; the runs built on it will wait for it")
+        return self.stage1_dir_for(seed)
 
     def _stage1(self, seed: int | None) -> Path:
         stage1_seed = self.config.stage1_seed_for(seed) if seed is not None else None
