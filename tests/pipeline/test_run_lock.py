@@ -1,10 +1,14 @@
 """Two processes on one experiment (`flare run` twice, side by side) share its runs: a final run or a
 tuning trial another process is training is skipped (a trial is come back to, and waited for, after
-the others), and a stage-1 model another process is training is waited for. The lock is a file lock
-per run, so a lock held in this process on another open file stands in for the other process."""
+the others), and a stage-1 model another process is training is waited for by the runs on it. The
+lock is a file lock per run, so a lock held in this process on another open file stands in for the
+other process; the last test starts two real `flare run` processes."""
 
 import json
 import os
+import re
+import subprocess
+import sys
 import threading
 
 from flare.io import folder_lock
@@ -129,3 +133,33 @@ def test_stage1_of_every_seed_leaves_a_model_another_process_is_training_to_it(t
     finally:
         release.set()
         thread.join()
+
+
+def test_two_flare_run_processes_share_a_study_and_train_every_run_once(tmp_path, tiny_checkpoints):
+    """The real thing: two `flare run` processes started side by side on one config."""
+    (tmp_path / "none.yaml").write_text("{}\n")
+    overrides = [f"model={tiny_checkpoints['bert']}", f"output_dir={tmp_path / 'run'}", *SETTINGS, "threads=1",
+                 "languages=[jav, sun]", "seeds=[1, 2, 3]", "stage1_seeds=[1, 2, 3]", "train.epochs=2",
+                 "search={grid: {learning_rate: [1.0e-4, 1.0e-2]}, languages: [jav], seeds: [1]}"]
+    command = [sys.executable, "-m", "flare.cli.main", "run", str(tmp_path / "none.yaml"), *overrides, "--resume"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, "COLUMNS": "400"}) for _ in range(2)]
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+
+    def trained(output):  # the log lines a run writes only when this process trained it
+        return [line.strip() for line in output.splitlines()
+                if line.startswith("stage 1: English test") or re.match(r"tuning lora \S+ jav seed 1: validation", line)
+                or re.match(r"\s*(zero-shot|lora)\s+(jav|sun) seed \d: ", line)]  # not the progress bars
+
+    lines = trained(outputs[0]) + trained(outputs[1])
+    finals = [line for line in lines if not line.startswith(("stage 1", "tuning"))]
+    assert sum(line.startswith("stage 1") for line in lines) == 3  # each stage-1 model trained once
+    assert sum(line.startswith("tuning") for line in lines) == 2  # each trial once
+    assert len(finals) == len(set(finals)) == 2 * 2 * 3  # zero-shot and lora x 2 languages x 3 seeds, once each
+    for method in ("zero-shot", "lora"):
+        for language in ("jav", "sun"):
+            for seed in (1, 2, 3):
+                path = tmp_path / "run" / "results" / method / language / f"seed-{seed}.json"
+                assert json.loads(path.read_text())["seed"] == seed
+    assert all(trained(output) for output in outputs), "one process did all the work: nothing was shared"
