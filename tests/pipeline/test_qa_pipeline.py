@@ -3,6 +3,7 @@
 their labels, span post-processing, input-level fusion offsets, decoder prompts and answers."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -13,8 +14,10 @@ from flare.heads.generative_qa import DecoderGenerativeQA, extract_generated_ans
 from flare.heads.span_qa import EncoderSpanQA, answer_token_span, best_answer, span_candidates
 from flare.results.compare import compare
 from flare.results.report import build_report
+from flare.pipeline.data import Collator, build_features
 from flare.pipeline.runner import Experiment
 from flare.tasks import get_task
+from flare.tasks.examples import Answer, QAExample
 
 METHODS = ["zero-shot", "translate-test", "lora", "flare", "flare-mt", "input-fusion", "xmixup"]
 LENGTH = {"bert": 24, "llama": 40}  # bert: 2-3 windows per context; llama: the context is cut
@@ -338,6 +341,25 @@ def test_decoder_prompt_cuts_the_context_never_the_question_or_cue(qa_checkpoint
     # the source (the English prompt) has no answer and the same budget
     source = head.source_ids(example.english)
     assert len(source) <= 20 and source[-1] == tokenizer.convert_tokens_to_ids("answer:")
+
+
+def test_an_answer_lost_to_the_prompt_cut_is_flagged_and_counted(qa_checkpoints, caplog):
+    """Over-long contexts keep their start: an example whose gold answer lies only in the lost end
+    is flagged, and build_features says how many there are (the model cannot read those answers)."""
+    context = "Berlin is the capital. " + "It has many old streets and parks. " * 12 + "The river is the Spree."
+    early = QAExample("q1", "What is the capital?", context, (Answer("Berlin", 0),))
+    late = QAExample("q2", "Which river?", context, (Answer("Spree", context.index("Spree")),))
+    short = DecoderGenerativeQA(qa_checkpoints["llama"], max_length=24)
+    with caplog.at_level(logging.WARNING, logger="flare.pipeline.data"):
+        features = build_features([early, late], short, "lora", "de/test")
+    assert [bool(f.get("answer_cut")) for f in features] == [False, True]
+    assert "1 of 2 examples (de/test) have every gold answer in the part of the context cut" in caplog.text
+    caplog.clear()
+    whole = DecoderGenerativeQA(qa_checkpoints["llama"], max_length=512)
+    with caplog.at_level(logging.WARNING, logger="flare.pipeline.data"):
+        features = build_features([early, late], whole, "lora", "de/test")
+    assert not any(f.get("answer_cut") for f in features) and "cut to fit" not in caplog.text
+    assert "answer_cut" not in Collator(0)(features)  # a flag for the report, not a model input
 
 
 def test_bf16_mixed_precision_runs_on_the_cpu(tmp_path, qa_checkpoints, qa_data_root):

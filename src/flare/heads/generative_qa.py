@@ -3,7 +3,8 @@
 The prompt ``Context: {c}\\nQuestion: {q}\\nAnswer:``, then `` {answer}`` and the end token;
 training is the language-model loss on the answer tokens; the prediction is greedy generation cut
 at the end token or the first line break.  Over-long prompts lose the end of the context, never
-the question or the cue.
+the question or the cue; an example whose every gold answer
+lies in the lost part is flagged (``answer_cut``), and the pipeline reports how many there are.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def fit_context(tokenizer, render: Callable[[str], str], context: str, budget: i
     return ""
 
 
-
+def answer_kept(example: QAExample, context: str) -> bool:
+    """Whether some gold answer of `example` lies whole inside `context`, a prefix of its context
+    (an unanswered example counts as kept)."""
+    return not example.answers or any(a.start + len(a.text) <= len(context) for a in example.answers)
 
 
 def extract_generated_answer(token_ids: Sequence[int], tokenizer, stop_ids: Sequence[int]) -> str:
@@ -75,14 +79,13 @@ class DecoderGenerativeQA(CausalLMHead, QAHead):
     def render(self, question: str, context: str) -> str:
         return self.text_prefix + QA_PROMPT.format(context=context, question=question)
 
-    def prompt_text(self, example: QAExample) -> str:
-        """The prompt, its context cut so that it fits max_length tokens."""
-        context = fit_context(self.tokenizer, lambda c: self.render(example.question, c), example.context,
-                              self.max_length)
-        return self.render(example.question, context)
+    def fitted_context(self, example: QAExample) -> str:
+        """The longest prefix of the example's context whose prompt fits max_length tokens."""
+        return fit_context(self.tokenizer, lambda c: self.render(example.question, c), example.context,
+                           self.max_length)
 
-    def prompt_ids(self, example: QAExample, paired: QAExample | None = None) -> list[int]:
-        text = self.prompt_text(example)
+    def prompt_ids(self, example: QAExample, paired: QAExample | None = None, context: str | None = None) -> list[int]:
+        text = self.render(example.question, self.fitted_context(example) if context is None else context)
         if paired is not None:  # input-level fusion: the English block (max_length tokens) first
             block = lambda c: FUSION_BLOCK.format(context=c, question=paired.question)  # noqa: E731
             text = block(fit_context(self.tokenizer, block, paired.context, self.max_length)) + text
@@ -97,9 +100,13 @@ class DecoderGenerativeQA(CausalLMHead, QAHead):
     def example_features(self, example: QAExample, side: str = "target") -> list[dict]:
         if side == "english":
             example = example.english
-        prompt = self.prompt_ids(example, example.english if side == "both" else None)
+        context = self.fitted_context(example)
+        prompt = self.prompt_ids(example, example.english if side == "both" else None, context)
         answer = self.answer_ids(example)
-        return [{"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}]
+        feature = {"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
+        if not answer_kept(example, context):  # counted and reported by build_features
+            feature["answer_cut"] = True
+        return [feature]
 
     def source_ids(self, english: QAExample) -> list[int]:
         """The English prompt without an answer (answer tokens fuse with nothing, in training as

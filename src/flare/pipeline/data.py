@@ -12,6 +12,7 @@ the same source.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +23,8 @@ from flare.methods import get_method
 
 POSITION_KEYS = ("start_positions", "end_positions", "source_start_positions", "source_end_positions")
 SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_states", "source_states")
+
+logger = logging.getLogger(__name__)
 
 def build_features(examples: Sequence, head, method: str, where: str = "") -> list[dict]:
     """One feature per example (classification, generative QA) or per window (extractive QA with
@@ -55,6 +58,11 @@ def build_features(examples: Sequence, head, method: str, where: str = "") -> li
                             path=where or None, hint="fill in the text or remove the example")
         for item in items:
             features.append({"id": example.id, "example_index": index, **item, **source})
+    cut = sum(1 for f in features if f.get("answer_cut"))
+    if cut:  # generative QA: the prompt lost the part of the context that holds the answer
+        logger.warning("%d of %d examples%s have every gold answer in the part of the context cut to fit "
+                       "max_length: the model cannot read them there (raise max_length to keep more context)",
+                       cut, len(examples), f" ({where})" if where else "")
     return features
 
 
