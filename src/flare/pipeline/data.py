@@ -26,6 +26,7 @@ SOURCE_KEYS = ("source_input_ids", "source_attention_mask", "source_encoder_stat
 
 logger = logging.getLogger(__name__)
 
+
 def build_features(examples: Sequence, head, method: str, where: str = "") -> list[dict]:
     """One feature per example (classification, generative QA) or per window (extractive QA with
     an encoder); every feature names its example (``example_index``, the position in `examples`)."""
