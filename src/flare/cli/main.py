@@ -178,8 +178,9 @@ def tune(config: ConfigArg, overrides: Overrides = None,
 def status(config: ConfigArg, overrides: Overrides = None,
            all_runs: Annotated[bool, typer.Option("--all", help="List the finished runs too.")] = False) -> None:
     """Where an experiment stands: every run of the config (stage 1, tuning trials, final runs) done,
-    running (in another process), interrupted or to do, the hours taken and an estimate of the hours left; reads files only and
-    shows no score, so a study can be followed without seeing its results early."""
+    running (in another process), interrupted or to do, the hours taken and an estimate of the
+    hours left; reads files only and shows no score, so a study can be followed without seeing its
+    results early."""
     from flare.pipeline.status import experiment_status, status_markdown
 
     try:
