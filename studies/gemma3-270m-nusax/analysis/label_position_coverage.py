@@ -8,13 +8,14 @@ Writes label_position_coverage.csv beside this file. Run from the repository roo
     python studies/gemma3-270m-nusax/analysis/label_position_coverage.py
 """
 
-import csv
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from flare.io import write_text_atomic
 from flare.pipeline.heads import PROMPTS
 from flare.pretrained.resolve import resolve_model
+from flare.results.render import csv_text
 from flare.tasks import get_task
 
 LANGUAGES = ["ind", "jav", "sun"]
@@ -38,9 +39,5 @@ for language in LANGUAGES:
         "mean_target_tokens": round(sum(t for t, _ in pairs) / len(pairs), 1),
         "mean_english_tokens": round(sum(s for _, s in pairs) / len(pairs), 1),
     })
-out = Path(__file__).with_name("label_position_coverage.csv")
-with out.open("w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+out = write_text_atomic(Path(__file__).with_name("label_position_coverage.csv"), csv_text(list(rows[0]), rows))
 print(out.read_text())

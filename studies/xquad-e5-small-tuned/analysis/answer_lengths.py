@@ -9,10 +9,11 @@ repository root:
     python studies/xquad-e5-small-tuned/analysis/answer_lengths.py
 """
 
-import csv
 import statistics
 from pathlib import Path
 
+from flare.io import write_text_atomic
+from flare.results.render import csv_text
 from flare.tasks import get_task
 from flare.tasks.data_root import find_data_root
 from flare.tasks.metrics import answer_tokens, normalize_answer
@@ -28,10 +29,6 @@ for language in LANGUAGES:
     rows.append({"language": language, "questions": len(examples),
                  "mean_tokens": round(statistics.mean(lengths), 3), "median_tokens": statistics.median(lengths)})
 
-out = Path(__file__).with_name("answer_lengths.csv")
-with out.open("w", newline="", encoding="utf-8") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+out = write_text_atomic(Path(__file__).with_name("answer_lengths.csv"), csv_text(list(rows[0]), rows))
 for row in rows:
     print(row)

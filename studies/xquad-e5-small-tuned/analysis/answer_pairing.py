@@ -24,13 +24,14 @@ and the e5-small tokenizer, no training):
     python studies/xquad-e5-small-tuned/analysis/answer_pairing.py
 """
 
-import csv
 import statistics
 from pathlib import Path
 
 from flare.heads.qa import first_answer
+from flare.io import write_text_atomic
 from flare.pipeline.config import load_config
 from flare.pipeline.runner import Experiment
+from flare.results.render import csv_text
 
 CONFIG = "configs/study/xquad-e5-small-tuned.yaml"
 LANGUAGES = ["en", "de", "hi", "zh"]
@@ -85,10 +86,6 @@ for language in LANGUAGES:
                  "median_offset_tokens": float(statistics.median(offsets)) if offsets else "",
                  "unpaired_answer_tokens": round(unpaired_tokens / answer_tokens, 3)})
 
-out = Path(__file__).with_name("answer_pairing.csv")
-with out.open("w", newline="", encoding="utf-8") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+out = write_text_atomic(Path(__file__).with_name("answer_pairing.csv"), csv_text(list(rows[0]), rows))
 for row in rows:
     print(row)

@@ -18,12 +18,13 @@ Gemma 3 270M tokenizer, no training):
     python studies/xquad-gemma3-270m-tuned/analysis/answer_reach.py
 """
 
-import csv
 from pathlib import Path
 
 from flare.heads.generative_qa import answer_kept
+from flare.io import write_text_atomic
 from flare.pipeline.config import load_config
 from flare.pipeline.runner import Experiment
+from flare.results.render import csv_text
 
 # config -> (languages, splits); TyDiQA's "test" is its development set (flare.tasks.tydiqa)
 STUDIES = {
@@ -46,9 +47,5 @@ for config, (languages, splits) in STUDIES.items():
                          "context_cut": round(cut / len(examples), 4), "answer_kept": round(kept / len(examples), 4)})
             print(rows[-1], flush=True)
 
-out = Path(__file__).with_name("answer_reach.csv")
-with out.open("w", newline="") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+out = write_text_atomic(Path(__file__).with_name("answer_reach.csv"), csv_text(list(rows[0]), rows))
 print(f"wrote {out}")
