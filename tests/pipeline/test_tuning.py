@@ -121,6 +121,14 @@ def test_the_final_on_the_tuning_language_and_seed_takes_over_the_chosen_trial_a
     checkpoints = tmp_path / "taken" / "run" / "checkpoints" / "tuning" / "lora"
     # the chosen point's trial on a final language and seed is kept with its settings; the other point's is gone
     assert [p.parents[2].name for p in checkpoints.rglob("run.json")] == [selection["chosen_key"]]
+    # where the source-state cache lives (or how large it may grow) is not what a run computes: a record
+    # written before those settings were left out of it still matches, and so does a new cache folder
+    [settings_file] = checkpoints.rglob("run.json")
+    recorded = json.loads(settings_file.read_text())
+    recorded["train"].update(source_cache_dir=None, source_cache_limit_mb=8192)
+    settings_file.write_text(json.dumps(recorded))
+    experiment.config.train.source_cache_dir = str(tmp_path / "states")
+    experiment.config.train.source_cache_limit_mb = 100
     experiment.run()
     run = tmp_path / "taken" / "run"
     trial_file = f"tuning/lora/{selection['chosen_key']}/jav/seed-1.json"

@@ -8,6 +8,7 @@ from flare.core.config import FlareConfig
 from flare.core.model import get_flare_model
 from flare.errors import FlareError
 from flare.sources.encoder import EncoderSource
+from flare.testing.memory import mapped_file
 from flare.testing.tiny_models import random_batch, tiny_model
 from flare.testing.tiny_tokenizer import tiny_tokenizer
 
@@ -115,6 +116,8 @@ def test_encoder_states_disk_cache_is_reused_and_invalidated(tmp_path):
     source = bert_encoder_source()
     first, messages = run(source)
     assert any("written" in m for m in messages) and len(list(tmp_path.iterdir())) == 1
+    where = mapped_file(first[0]["source_encoder_states"])  # the writing run reads the entry too
+    assert where is None or (where.startswith(str(tmp_path)) and where.endswith(".npy"))
     again, messages = run(source)
     assert any("reusing" in m for m in messages)
     for a, b in zip(first, again):

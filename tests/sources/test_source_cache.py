@@ -8,6 +8,7 @@ from flare.core.model import get_flare_model
 from flare.errors import FlareError
 from flare.pipeline.data import Collator, source_kwargs
 from flare.sources.cache import add_source_states, estimate_bytes
+from flare.testing.memory import mapped_file
 from flare.testing.tiny_models import tiny_model
 
 
@@ -72,6 +73,12 @@ def test_disk_cache_is_reused_and_invalidated(tmp_path):
     first = features("bert")
     add_source_states(model, first, pad_id=0, dtype=torch.float32, log=messages.append, cache_dir=tmp_path)
     assert any("written" in m for m in messages) and len(list(tmp_path.iterdir())) == 1
+    # the run that wrote the entry reads it too: the same values, in pages of the entry's files (which
+    # the OS may drop and read again), not in the process's own memory
+    torch.testing.assert_close(losses(model, first), losses(model, memory), rtol=0, atol=0)
+    for states in first[0]["source_states"].values():
+        where = mapped_file(states)
+        assert where is None or (where.startswith(str(tmp_path)) and where.endswith(".npy"))
     messages.clear()
     again = features("bert")
     add_source_states(model, again, pad_id=0, dtype=torch.float32, log=messages.append, cache_dir=tmp_path)

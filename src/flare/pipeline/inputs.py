@@ -339,7 +339,6 @@ class ExperimentInputs:
         return EncoderSource.from_pretrained(path, language=language, max_length=self.config.train.max_length,
                                              trust_remote_code=self.config.trust_remote_code)
 
-
     def _label_mismatch_record(self, language: str) -> dict:
         """User parallel data: how many target rows carried another label than their English row,
         per split, and what `on_label_mismatch` did with them (nothing for the built-in tasks)."""

@@ -40,6 +40,9 @@ RUN_SETTINGS = "run.json"  # beside a kept trial checkpoint: what a final must m
 NOT_RUN_SETTINGS = ("languages", "methods", "seeds", "output_dir", "data_dir", "search", "stage1", "stage1_seeds",
                     "stage1_mismatch", "train", "adapter", "no_english_rows", "threads", "tensorboard", "log_with",
                     "resume")
+# train settings that say where the source-state cache lives and how large it may grow, not what a
+# run computes (its dtype does, and stays): a trial run with them otherwise is still the same run
+NOT_RUN_TRAIN_SETTINGS = ("source_cache_dir", "source_cache_limit_mb")
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -198,11 +201,16 @@ def run_settings(experiment, method: MethodConfig, language: str, seed: int, tra
     stage-1 model retrained into another has another record)."""
     record = experiment.stage1_dir_for(seed) / "stage1.json"
     settings = {key: value for key, value in experiment.config.to_dict().items() if key not in NOT_RUN_SETTINGS}
-    return json.loads(json.dumps({
+    return _comparable(json.loads(json.dumps({
         "method": asdict(method), "adapter": asdict(method.adapter(experiment.config.adapter)),
         "train": asdict(train_cfg), "language": language, "seed": seed, "config": settings,
         "stage1_record": hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None,
-    }, sort_keys=True, default=str))
+    }, sort_keys=True, default=str)))
+
+
+def _comparable(settings: dict) -> dict:
+    """Run settings without NOT_RUN_TRAIN_SETTINGS (also those of a record written before they were left out)."""
+    return {**settings, "train": {k: v for k, v in settings["train"].items() if k not in NOT_RUN_TRAIN_SETTINGS}}
 
 
 def _keep_or_remove(experiment, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig,
@@ -229,7 +237,8 @@ def adopt_trial(experiment, method: MethodConfig, selection: dict | None, langua
     if not (source / RUN_SETTINGS).is_file() or (target / LATEST).is_file():
         return None
     experiment.stage1(seed)  # retrained first where its weights are missing: the record then says which model
-    if json.loads((source / RUN_SETTINGS).read_text()) != run_settings(experiment, method, language, seed, train_cfg):
+    if _comparable(json.loads((source / RUN_SETTINGS).read_text())) != run_settings(experiment, method, language,
+                                                                                      seed, train_cfg):
         experiment.log(f"{run_name}: the tuning trial {trial} was run with other settings (or on another stage-1 "
                        "model); training the final run anew")
         return None

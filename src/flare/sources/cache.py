@@ -60,8 +60,7 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
         entry = store.find(cache_dir, entry_key)
         if entry is not None:
             log(f"source-state cache: reusing {entry}")
-            for feature, states in zip(features, store.read(entry, len(features))):
-                feature[FEATURE_KEY] = states
+            _attach(features, entry)
             return
     size = estimate_bytes(model, features, dtype)
     log(f"source-state cache: {len(features)} examples, about {size / 2**20:.0f} MiB ({dtype})")
@@ -87,4 +86,10 @@ def add_source_states(model, features: list[dict], pad_id: int, batch_size: int 
     if cache_dir is not None:
         entry = store.write(cache_dir, entry_key, [f[FEATURE_KEY] for f in features])
         log(f"source-state cache: written to {entry}")
+        _attach(features, entry)  # the same values, memory-mapped: pages the OS may drop, not process memory
+
+
+def _attach(features: list[dict], entry) -> None:
+    for feature, states in zip(features, store.read(entry, len(features))):
+        feature[FEATURE_KEY] = states
 

@@ -116,6 +116,7 @@ def add_encoder_states(features: list[dict], examples: Sequence, encoder_source:
     if entry_key is not None:
         entry = store.write(cache_dir, entry_key, [{FEATURE_KEY: s} for s in states_of])
         log(f"encoder-state cache: written to {entry}")
+        states_of = [s[FEATURE_KEY] for s in store.read(entry, len(texts))]  # memory-mapped, as when reused
     _attach(states_of, features)
 
 
