@@ -50,6 +50,22 @@ def test_a_folder_is_replaced_only_once_the_new_one_is_complete(tmp_path):
     assert (target / "index.json").read_text() == "3" and sorted(os.listdir(tmp_path)) == ["entry"]
 
 
+def test_a_hash_named_folder_keeps_the_first_writers_copy(tmp_path):
+    """keep_existing (cache entries named by their content's hash): a second writer of the same
+    folder, one started before the first finished included, leaves the first copy in place, whose
+    files a reader may have open, and no temporary folder behind."""
+    target = tmp_path / "entry"
+    with atomic_folder(target, keep_existing=True) as late:
+        (late / "index.json").write_text("late")
+        with atomic_folder(target, keep_existing=True) as first:
+            (first / "index.json").write_text("first")
+        assert (target / "index.json").read_text() == "first"
+        reader = open(target / "index.json")
+    assert (target / "index.json").read_text() == "first" and sorted(os.listdir(tmp_path)) == ["entry"]
+    assert reader.read() == "first"
+    reader.close()
+
+
 def test_a_lock_names_its_live_holder_and_nobody_once_released_or_its_holder_is_gone(tmp_path):
     target = tmp_path / "run"
     assert lock_holder(target) is None  # never locked

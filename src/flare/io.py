@@ -54,17 +54,27 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
+def atomic_folder(target: Path, keep_existing: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes `target` when the block succeeds.
 
     On an exception the temporary folder is removed and `target` is left as it was.
-    An existing `target` is replaced only once the new folder is complete.
+    An existing `target` is replaced only once the new folder is complete; with `keep_existing`
+    (content named by its own hash, so any copy is as good) it is never replaced: the new folder
+    is dropped, and a reader of `target` never meets a moment without it.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         yield tmp
         _open_permissions(tmp)
+        if keep_existing:
+            try:
+                os.rename(tmp, target)  # fails where another writer's copy is already there
+            except OSError:
+                if not target.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+            return
         old = None
         if target.exists():
             # Move the old copy aside first: a rename onto a non-empty folder fails.

@@ -80,7 +80,9 @@ def write(cache_dir: str | os.PathLike, key: str, per_example: list[dict[str, to
     for name, tensor in per_example[0].items():
         groups.setdefault(id(tensor), []).append(name)
     entry = Path(cache_dir) / key
-    with atomic_folder(entry) as tmp:  # a unique temporary folder: two writers of one key do not collide
+    # a unique temporary folder: two writers of one key do not collide, and the first one's entry stays
+    # (the same content: the key is its hash), so a run reading it never sees it vanish
+    with atomic_folder(entry, keep_existing=True) as tmp:
         _write_groups(tmp, groups, per_example)
     return entry
 
