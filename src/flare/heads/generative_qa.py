@@ -3,8 +3,8 @@
 The prompt ``Context: {c}\\nQuestion: {q}\\nAnswer:``, then `` {answer}`` and the end token;
 training is the language-model loss on the answer tokens; the prediction is greedy generation cut
 at the end token or the first line break.  Over-long prompts lose the end of the context, never
-the question or the cue; an example whose every gold answer
-lies in the lost part is flagged (``answer_cut``), and the pipeline reports how many there are.
+the question or the cue; an example whose every gold answer lies in the lost part is flagged
+(``answer_cut``), and the pipeline reports how many there are.
 """
 
 from __future__ import annotations
