@@ -22,9 +22,10 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from flare.core.model import WEIGHTS_NAME, FlareModel
+from flare.heap import HeapTrim
 from flare.pipeline.data import Collator
 from flare.weights import load_weights_into
 
@@ -53,11 +54,22 @@ def _flare_model(model) -> FlareModel:
     return model
 
 
+class HeapTrimCallback(TrainerCallback):
+    """Freed heap memory back to the OS every 30 s of training (glibc; `flare.heap`)."""
+
+    def __init__(self):
+        self.trim = HeapTrim()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trim()
+
+
 class FlareTrainer(Trainer):
     """transformers.Trainer that saves and loads the FLARE adapter folder."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.add_callback(HeapTrimCallback())
         # FlareModel.forward takes **kwargs for the model's own inputs; a loss-normalising
         # `num_items_in_batch` would reach a base model that has no such argument
         self.model_accepts_loss_kwargs = False

@@ -59,3 +59,16 @@ def test_collator_passes_prompt_lengths_for_label_sequences():
     assert batch["target_lengths"].tolist() == [2, 1]
     assert batch["source_attention_mask"].tolist() == [[1, 1], [1, 0]]
     assert "ids" not in batch
+
+
+def test_trainer_trims_the_heap_as_it_trains(tmp_path, monkeypatch):
+    from flare import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "malloc_trim", lambda: calls.append)
+    monkeypatch.setattr(heap, "EVERY_SECONDS", 0.0)
+    model = get_flare_model(tiny_model("bert"), FlareConfig(init_seed=0))
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=8, report_to=[],
+                             use_cpu=True, save_strategy="no", logging_steps=100)
+    FlareTrainer(model=model, args=args, train_dataset=features(), data_collator=FlareDataCollator(0)).train()
+    assert len(calls) == 3  # one per optimizer step

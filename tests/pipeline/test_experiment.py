@@ -168,3 +168,25 @@ def test_a_decoder_flare_run_with_end_alignment_trains_saves_and_reloads_it(tmp_
     [adapter_config] = (tmp_path / "run").rglob("flare-end/**/flare_config.json")
     assert json.loads(adapter_config.read_text())["alignment"] == "end"
     assert experiment.evaluate_saved("flare-end", "jav", 1, "jav") == saved["metrics"]["test"]
+
+
+def test_a_result_records_the_commit_its_process_started_from(tmp_path, tiny_checkpoints, monkeypatch):
+    """A study runs for hours while its checkout moves on: the record names the code that ran."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from flare import environment
+
+    head = ["1" * 40]
+    git = SimpleNamespace(SubprocessError=subprocess.SubprocessError,
+                          run=lambda args, **kw: SimpleNamespace(stdout=head[0] if "rev-parse" in args else ""))
+    monkeypatch.setattr(environment, "subprocess", git)
+    environment.git_state.cache_clear()
+    try:
+        experiment = Experiment(tiny_config(tmp_path, tiny_checkpoints["bert"], ["zero-shot"]), log=lambda m: None)
+        head[0] = "2" * 40  # a commit made while the study runs
+        experiment.run()
+    finally:
+        environment.git_state.cache_clear()
+    result = json.loads((tmp_path / "run" / "results" / "zero-shot" / "jav" / "seed-1.json").read_text())
+    assert result["environment"]["git"] == {"commit": "1" * 40, "dirty": False}

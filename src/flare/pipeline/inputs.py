@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from flare.environment import git_state
 from flare.errors import ConfigError, DataError
 from flare.heads import BaseHead, create_head, model_load_options
 from flare.methods import get_method
@@ -30,6 +31,7 @@ class ExperimentInputs:
     def __init__(self, config: ExperimentConfig, log=print):
         self.config = config
         self.log = log
+        git_state()  # read once, now: result files record the code this process started with
         if config.threads:
             torch.set_num_threads(config.threads)
         self.output_dir = Path(config.output_dir)
@@ -260,7 +262,7 @@ class ExperimentInputs:
         seconds from start to end, model load included; texts from the cache are counted, not timed),
         so that the cost of MT sits in a file beside its quality (a run that found everything in the
         cache leaves the file alone)."""
-        from flare.environment import finished_at, git_state, package_versions
+        from flare.environment import finished_at, package_versions
         from flare.results.schema import write_json
 
         write_json(self.output_dir / "translations" / "cost.json", {

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare.errors import FlareError
+from flare.heap import HeapTrim
 from flare.pipeline.checkpoint import TrainingState, load_checkpoint, remove_checkpoints, save_checkpoint
 from flare.pipeline.config import TrainConfig
 from flare.pipeline.data import Collator, source_kwargs
@@ -113,7 +114,9 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
     loader = DataLoader([features[i] for i in order], batch_size=batch_size, shuffle=False,
                         collate_fn=Collator(pad_id))
     sorted_outputs: list = []
+    trim = HeapTrim()
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        trim()
         batch = _to(batch, accelerator.device)
         with accelerator.autocast():  # the config's precision, also for a model that never trained here
             outputs = head.predict(model, batch, **source_kwargs(batch))
@@ -223,6 +226,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
         model.train()
 
     progress = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not accelerator.is_local_main_process)
+    trim = HeapTrim()  # freed activations back to the OS: a long CPU run must not grow
     for epoch in range(state.epoch, epochs):
         if state.stopped or state.step >= total_steps:
             break
@@ -252,6 +256,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
             state.loss_count += 1
             state.examples += len(batch["ids"]) * accelerator.num_processes
             state.step_in_epoch = index + 1
+            trim()
             if not accelerator.sync_gradients:
                 continue
             state.step += 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flare.errors import ConfigError, DataError
+from flare.heap import HeapTrim
 from flare.languages import FAMILIES, Language
 from flare.languages.tagging import (
     Direction,
@@ -358,8 +359,10 @@ class Translator:
             desc=f"translate {direction.src_name}→{direction.tgt_name}",
             disable=None if self.progress is None else not self.progress,
         )
+        trim = HeapTrim()
         try:
             for start in range(0, len(order), self.batch_size):
+                trim()
                 batch = order[start : start + self.batch_size]
                 outputs = self._generate([inputs[i] for i in batch], direction, model)
                 stats.batches += 1
