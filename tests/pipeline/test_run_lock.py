@@ -98,6 +98,36 @@ def test_a_trial_held_elsewhere_is_come_back_to_after_the_others_and_trained_whe
     assert on_disk["chosen_key"] == selection["chosen_key"]
 
 
+def test_a_method_whose_trial_is_held_elsewhere_waits_until_the_other_methods_finals_are_done(
+        tmp_path, tiny_checkpoints):
+    """`flare run` does not sit idle on another process's last trial: zero-shot's finals first."""
+    grid = "search={grid: {learning_rate: [1.0e-4, 1.0e-3]}, languages: [jav], seeds: [1]}"
+    experiment, log = experiment_with_log(tmp_path, tiny_checkpoints, grid)
+    experiment.stage1()
+    waiting = threading.Event()
+    original_log = experiment.log
+
+    def log_and_release(message):  # the other process leaves (without a record) once we wait for it
+        original_log(message)
+        if "waiting for it" in message:
+            waiting.set()
+
+    experiment.log = log_and_release
+    thread = held_until(experiment.checkpoint_dir("tuning/lora/learning_rate=0.001/jav/seed-1"), waiting)
+    try:
+        written = experiment.run()
+    finally:
+        waiting.set()
+        thread.join()
+    order = [m for m in log if "other runs first" in m or "waiting for it" in m
+             or re.match(r"\s*(zero-shot|lora)\s+jav seed \d: ", m)]
+    assert "other runs first" in order[0]
+    assert [m.split()[0] for m in order[1:3]] == ["zero-shot", "zero-shot"]
+    assert "waiting for it" in order[3]
+    assert [m.split()[0] for m in order[4:]] == ["lora", "lora"]
+    assert len(written) == 4 and (experiment.output_dir / "tuning" / "lora" / "selection.json").is_file()
+
+
 def test_a_stage1_model_another_process_is_training_is_waited_for(tmp_path, tiny_checkpoints):
     experiment, log = experiment_with_log(tmp_path, tiny_checkpoints)
     waiting = threading.Event()

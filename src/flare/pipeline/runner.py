@@ -547,11 +547,20 @@ class Experiment(ExperimentInputs):
             self.task.load(name, "test", self.data_root.path)
         self.stage1(seed)  # one seed selected: only its stage-1 model (tuning builds its own when missing)
         seeds = [seed] if seed is not None else self.config.seeds
-        from flare.pipeline.tune import tune
+        from flare.pipeline.tune import tune, tune_free
 
-        # the methods with a search grid and runs to do: their settings are chosen on validation first
-        tune(self, [m for m in methods if any(not self.result_path(m, lang, s).is_file()
-                                              for lang in languages for s in seeds)])
+        # the methods with a search grid and runs to do: their settings are chosen on validation first;
+        # a method whose last trials another process trains waits until the other methods' runs are done
+        held = tune_free(self, [m for m in methods if any(not self.result_path(m, lang, s).is_file()
+                                                          for lang in languages for s in seeds)])
+        written = self._finals([m for m in methods if m not in held], languages, seeds)
+        if held:
+            tune(self, held)
+            written += self._finals(held, languages, seeds)
+        return written
+
+    def _finals(self, methods: list[MethodConfig], languages: list[str], seeds: list[int]) -> list[Path]:
+        """The final runs of `methods` not on disk and not held by another process; the files written."""
         written = []
         for language in languages:
             for method in methods:

@@ -81,9 +81,15 @@ def planned_trials(method: MethodConfig, wanted: dict):
                 yield point, key, language, seed, trial_name(method.name, key, language, seed)
 
 
-def selection_for(experiment, method: MethodConfig) -> dict | None:
+class TrialsHeldElsewhere(Exception):
+    """Raised (with `wait=False`) when every trial this process could train is done and the rest are
+    being trained by another process: the selection must wait for them."""
+
+
+def selection_for(experiment, method: MethodConfig, wait: bool = True) -> dict | None:
     """The selection of `method` (tuning it first when its selection is missing or was made for
-    another grid, languages or seeds); None when the method is not tuned."""
+    another grid, languages or seeds); None when the method is not tuned. With `wait=False`, trials
+    another process is training are not waited for: `TrialsHeldElsewhere` instead."""
     wanted = plan(experiment, method)
     if wanted is None:
         return None
@@ -93,7 +99,7 @@ def selection_for(experiment, method: MethodConfig) -> dict | None:
         if all(_same(selection.get(key), wanted[key]) for key in ("grid", "languages", "seeds", "metric")):
             return {**selection, "path": str(path)}
         experiment.log(f"tuning {method.name}: {path} was made for another grid; choosing again")
-    return tune_method(experiment, method)
+    return tune_method(experiment, method, wait)
 
 
 def tune(experiment, methods: list[MethodConfig] | None = None) -> dict[str, dict]:
@@ -106,19 +112,35 @@ def tune(experiment, methods: list[MethodConfig] | None = None) -> dict[str, dic
     return selections
 
 
-def tune_method(experiment, method: MethodConfig) -> dict:
+def tune_free(experiment, methods: list[MethodConfig]) -> list[MethodConfig]:
+    """Tune each of `methods` as far as this process can without waiting; the methods whose last
+    trials another process is training are returned, so that the caller does other runs first."""
+    held = []
+    for method in methods:
+        try:
+            selection_for(experiment, method, wait=False)
+        except TrialsHeldElsewhere:
+            held.append(method)
+    return held
+
+
+def tune_method(experiment, method: MethodConfig, wait: bool = True) -> dict:
     """Every trial of `method`'s grid (finished ones read back), then the choice, written to
-    tuning/<method>/selection.json."""
+    tuning/<method>/selection.json. A trial another process is training is come back to after the
+    others and then waited for (`wait=False`: `TrialsHeldElsewhere` instead of waiting)."""
     from flare.results.schema import write_json
 
     wanted = plan(experiment, method)
     folder = tuning_dir(experiment, method)
     planned = list(planned_trials(method, wanted))
     trials, pending = {}, planned
-    for wait in (False, True):  # trials another process is training: after the others, waited for
+    for waiting in (False, True):  # trials another process is training: after the others, waited for
+        if waiting and pending and not wait:
+            experiment.log(f"tuning {method.name}: {len(pending)} trial(s) in another process; other runs first")
+            raise TrialsHeldElsewhere(method.name)
         later = []
         for point, key, language, seed, run_name in pending:
-            with experiment.run_lock(run_name, wait=wait) as ours:
+            with experiment.run_lock(run_name, wait=waiting) as ours:
                 if ours:
                     trials[run_name] = _trial(experiment, method, wanted, point, key, language, seed, run_name)
                 else:
