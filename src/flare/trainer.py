@@ -65,7 +65,7 @@ class HeapTrimCallback(TrainerCallback):
 
 
 class FlareTrainer(Trainer):
-    """transformers.Trainer that saves and loads the FLARE adapter folder."""
+    """transformers.Trainer that saves and loads the FLARE adapter folder (and trims the C heap as it trains)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
