@@ -91,6 +91,10 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
     assert all(not u.weights_here and u.left is None for u in units if u.kind == STAGE1)
     experiment.result_path("lora", "jav", 2).unlink()
     units = experiment_status(experiment)
+    # lora seed 1 took over its trial (its time is an evaluation's): seed 2 is estimated from the trials
+    assert next(u for u in units if u.kind == FINAL and u.method == "lora" and u.seed == 1).evaluation_only
+    lora_2 = next(u for u in units if u.kind == FINAL and u.method == "lora" and u.seed == 2)
+    assert lora_2.left == pytest.approx(mean_trial)
     seed_2 = next(u for u in units if u.kind == STAGE1 and u.seed == 2)
     assert seed_2.left == seed_2.seconds and next(u for u in units if u.kind == STAGE1 and u.seed == 1).left is None
 

@@ -4,8 +4,8 @@ Every run its config asks for, in the order `flare run` does them (the stage-1 m
 trials, then the final runs), is done, running (in a process that holds its lock: `flare run` in
 two terminals), interrupted (a checkpoint to resume from) or still to do.
 Finished runs give the time they took; the rest get an estimate: the mean time of this experiment's
-finished runs of the same kind and method (a final run with none yet: its method's tuning trials),
-as those runs went, on whatever else the machine was doing. No model is loaded, no data is read
+finished runs of the same kind and method (a final run with none yet, or only finals that took over
+their tuning trial: its method's tuning trials), as those runs went, on whatever else the machine was doing. No model is loaded, no data is read
 and no score is shown, so a study can be followed while it runs without seeing its test results
 before they are all in.
 """
@@ -128,8 +128,10 @@ def _final_units(experiment) -> list[Unit]:
                 unit = Unit(FINAL, method.name, language, seed, TO_DO,
                             name=experiment.run_name(method, language, seed))
                 if path.is_file():
+                    result = json.loads(path.read_text())
                     unit.state = DONE
-                    unit.seconds = (json.loads(path.read_text()).get("timings") or {}).get("total_seconds")
+                    unit.seconds = (result.get("timings") or {}).get("total_seconds")
+                    unit.evaluation_only = "trained_in" in result  # it took over its tuning trial
                     if companion and not experiment.result_path(method.name + NO_ENGLISH, language, seed).is_file():
                         unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
                 elif (meta := checkpoint_meta(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
@@ -144,10 +146,11 @@ def _final_units(experiment) -> list[Unit]:
 
 
 def _estimate(units: list[Unit]) -> None:
-    """Fill `left` of the runs not done from the finished runs of their group."""
+    """Fill `left` of the runs not done from the finished runs of their group (not from finals that
+    took over a trial: their time is an evaluation's)."""
     finished: dict[tuple[str, str], list[float]] = {}
     for unit in units:
-        if unit.state == DONE and unit.seconds is not None:
+        if unit.state == DONE and unit.seconds is not None and not unit.evaluation_only:
             finished.setdefault(unit.group, []).append(unit.seconds)
     for unit in units:
         times = finished.get(unit.group) or (finished.get((TUNING, unit.method)) if unit.kind == FINAL else None)
@@ -202,7 +205,7 @@ def status_markdown(units: list[Unit], show_done: bool = False) -> str:
         lines.append(f"| {kind} | {len(of_kind)} | {counts[DONE]} | {counts[RUNNING]} | {counts[INTERRUPTED]} | "
                      f"{counts[TO_DO]} | {_hours(taken)} | {_hours(left)} | {unknown} |")
     lines += ["", "h left: the mean time of this experiment's finished runs of the same kind and method (a final "
-              "run with none yet: its method's tuning trials), less the time a running or interrupted run has "
+              "run with none yet, or only finals that took over a trial: its method's tuning trials), less the time a running or interrupted run has "
               "spent (at its last checkpoint); taken as those runs went, beside whatever else ran. No score is "
               "shown."]
     return "\n".join(lines)
