@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from flare import heap
+from flare.errors import ConfigError
 from flare.heap import HeapTrim
 
 
@@ -27,6 +28,25 @@ def test_trims_at_most_once_per_interval(monkeypatch):
     now[0] = 160.5
     trim()
     assert calls == [0, 0] and trim.trims == 2
+
+
+def test_the_interval_comes_from_the_environment_and_zero_turns_trimming_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(heap, "malloc_trim", lambda: calls.append)
+    now = [0.0]
+    monkeypatch.setenv("FLARE_HEAP_TRIM_SECONDS", "5")
+    trim = HeapTrim(clock=lambda: now[0])
+    now[0] = 5.0
+    trim()
+    assert calls == [0]
+    monkeypatch.setenv("FLARE_HEAP_TRIM_SECONDS", "0")
+    off = HeapTrim(clock=lambda: now[0])
+    now[0] = 1e9
+    off()
+    assert calls == [0] and off.trims == 0
+    monkeypatch.setenv("FLARE_HEAP_TRIM_SECONDS", "often")
+    with pytest.raises(ConfigError, match="FLARE_HEAP_TRIM_SECONDS='often' is not a number of seconds"):
+        HeapTrim()
 
 
 def test_nothing_where_the_c_library_has_no_malloc_trim(monkeypatch):

@@ -25,7 +25,8 @@ LAYERS = {
     "core": 2, "languages": 2, "methods": 2,
     "io": 1, "weights": 1, "errors": 1, "environment": 1, "lazy": 1, "heap": 1,
 }
-SIDEWAYS = {("io", "errors"), ("weights", "errors"), ("weights", "io"), ("environment", "errors")}
+SIDEWAYS = {("io", "errors"), ("weights", "errors"), ("weights", "io"), ("environment", "errors"),
+            ("heap", "errors")}
 
 
 def package_of(path: Path) -> str:

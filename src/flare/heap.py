@@ -12,17 +12,36 @@ about 15 % more time per training step (one reading); fixing glibc's thresholds
 
 `HeapTrim` is a callable for such loops: cheap to call every step (a clock read), it trims at most
 once per interval and does nothing where the C library has no `malloc_trim` (macOS, Windows,
-musl). Trimming changes where memory lives, never a computed value.
+musl). Trimming changes where memory lives, never a computed value. `FLARE_HEAP_TRIM_SECONDS` sets
+the interval (0 turns trimming off: a machine with memory to spare gets the untrimmed speed).
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
+import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
 
+from flare.errors import ConfigError
+
 EVERY_SECONDS = 30.0
+ENV_VAR = "FLARE_HEAP_TRIM_SECONDS"
+
+
+def interval() -> float:
+    """Seconds between trims: `$FLARE_HEAP_TRIM_SECONDS`, else `EVERY_SECONDS`; 0 there (or less):
+    never (infinity)."""
+    value = os.environ.get(ENV_VAR)
+    if value is None or not value.strip():
+        return EVERY_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{ENV_VAR}={value!r} is not a number of seconds (0 turns heap trimming off)") from None
+    return seconds if seconds > 0 else math.inf
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +59,7 @@ class HeapTrim:
     """Call it from a long loop; every `every_seconds` it returns glibc's free heap pages to the OS."""
 
     def __init__(self, every_seconds: float | None = None, clock: Callable[[], float] = time.monotonic):
-        self.every_seconds = EVERY_SECONDS if every_seconds is None else every_seconds
+        self.every_seconds = interval() if every_seconds is None else every_seconds
         self.clock = clock
         self.last = clock()
         self.trims = 0
