@@ -55,7 +55,8 @@ def _flare_model(model) -> FlareModel:
 
 
 class HeapTrimCallback(TrainerCallback):
-    """Freed heap memory back to the OS every 30 s of training (glibc; `flare.heap`)."""
+    """Freed heap memory back to the OS as training goes (glibc; every 30 s unless `flare.heap` is told
+    otherwise)."""
 
     def __init__(self):
         self.trim = HeapTrim()
@@ -65,7 +66,8 @@ class HeapTrimCallback(TrainerCallback):
 
 
 class FlareTrainer(Trainer):
-    """transformers.Trainer that saves and loads the FLARE adapter folder (and trims the C heap as it trains)."""
+    """transformers.Trainer that saves and loads the FLARE adapter folder (and trims the C heap as it
+    trains)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

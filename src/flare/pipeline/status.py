@@ -5,9 +5,9 @@ trials, then the final runs), is done, running (in a process that holds its lock
 two terminals), interrupted (a checkpoint to resume from) or still to do.
 Finished runs give the time they took; the rest get an estimate: the mean time of this experiment's
 finished runs of the same kind and method (a final run with none yet, or only finals that took over
-their tuning trial: its method's tuning trials), as those runs went, on whatever else the machine was doing. No model is loaded, no data is read
-and no score is shown, so a study can be followed while it runs without seeing its test results
-before they are all in.
+their tuning trial: its method's tuning trials), as those runs went, on whatever else the machine
+was doing. No model is loaded, no data is read and no score is shown, so a study can be followed
+while it runs without seeing its test results before they are all in.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def status_markdown(units: list[Unit], show_done: bool = False) -> str:
         lines.append(f"| {kind} | {len(of_kind)} | {counts[DONE]} | {counts[RUNNING]} | {counts[INTERRUPTED]} | "
                      f"{counts[TO_DO]} | {_hours(taken)} | {_hours(left)} | {unknown} |")
     lines += ["", "h left: the mean time of this experiment's finished runs of the same kind and method (a final "
-              "run with none yet, or only finals that took over a trial: its method's tuning trials), less the time a running or interrupted run has "
-              "spent (at its last checkpoint); taken as those runs went, beside whatever else ran. No score is "
-              "shown."]
+              "run with none yet, or only finals that took over a trial: its method's tuning trials), less the "
+              "time a running or interrupted run has spent (at its last checkpoint); taken as those runs went, "
+              "beside whatever else ran. No score is shown."]
     return "\n".join(lines)
