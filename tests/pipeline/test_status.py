@@ -115,3 +115,36 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
               for value in json.loads(path.read_text())["metrics"]["test"].values()}
     table = result.output.split("| kind | runs")[0]
     assert scores and not any(f"| {score} |" in table for score in scores)
+
+
+def test_a_run_with_nothing_finished_to_go_by_is_estimated_from_its_own_pace(tmp_path, tiny_checkpoints,
+                                                                             monkeypatch):
+    """An experiment without tuning (e.g. one that borrows its settings) and no finished final: an
+    interrupted run's time left is its time per step at the checkpoint times the steps left."""
+    settings = [s for s in SETTINGS if not s.startswith(("search=", "methods="))] + ["methods=[lora]"]
+    experiment = Experiment(load_config(None, [f"model={tiny_checkpoints['bert']}",
+                                               f"output_dir={tmp_path / 'run'}", *settings]), log=lambda m: None)
+    experiment.stage1()
+    original = training.save_checkpoint
+
+    def stop_after_first_checkpoint(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(training, "save_checkpoint", stop_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(method="lora", language="jav", seed=1)
+    monkeypatch.undo()
+
+    folder = experiment.checkpoint_dir(experiment.run_name(experiment.config.methods[0], "jav", 1))
+    state_file = next(folder.glob("step-*/state.json"))
+    meta = json.loads(state_file.read_text())
+    assert (meta["step"], meta["max_steps"]) == (1, 4)  # 16 examples / batch 8 x 2 epochs
+    interrupted = next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1)
+    assert interrupted.state == INTERRUPTED and interrupted.seconds > 0
+    assert interrupted.left == pytest.approx(interrupted.seconds * 3)  # 3 of its 4 steps still to go
+    assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 2).left is None
+
+    del meta["max_steps"]  # a checkpoint written before max_steps was recorded: no estimate
+    state_file.write_text(json.dumps(meta))
+    assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1).left is None

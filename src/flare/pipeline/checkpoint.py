@@ -42,13 +42,14 @@ class TrainingState:
     examples: int = 0  # training features seen
     train_seconds: float = 0.0
     eval_seconds: float = 0.0  # validation during training
+    max_steps: int = 0  # the steps the run's epochs allow (read by `flare status` for an estimate)
 
     def counters(self) -> dict:
         return {key: getattr(self, key) for key in COUNTERS}
 
 
 COUNTERS = ("best_step", "evals_since_best", "stopped", "loss_sum", "loss_count", "examples", "train_seconds",
-            "eval_seconds")
+            "eval_seconds", "max_steps")
 
 
 def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, torch.Tensor], optimizer,

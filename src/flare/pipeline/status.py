@@ -6,7 +6,8 @@ two terminals), interrupted (a checkpoint to resume from) or still to do.
 Finished runs give the time they took; the rest get an estimate: the mean time of this experiment's
 finished runs of the same kind and method (a final run with none yet, or only finals that took over
 their tuning trial: its method's tuning trials), as those runs went, on whatever else the machine
-was doing. No model is loaded, no data is read and no score is shown, so a study can be followed
+was doing; with none of those, a run with a checkpoint is extrapolated from its own pace (the time
+spent per step, times the steps its epochs still allow: early stopping may end it sooner). No model is loaded, no data is read and no score is shown, so a study can be followed
 while it runs without seeing its test results before they are all in.
 """
 
@@ -39,6 +40,7 @@ class Unit:
     detail: str = ""  # what else the state means here
     seconds: float | None = None  # done: the time it took; interrupted: the time spent so far
     left: float | None = None  # the estimated seconds still to go; None: nothing to estimate from
+    done_share: float | None = None  # an interrupted or running run: its steps done / the steps it may take
     evaluation_only: bool = False  # a final run that takes over its tuning trial's training
     weights_here: bool = True  # a recorded stage-1 model: its weights are on disk (else retrained on use)
 
@@ -47,9 +49,13 @@ class Unit:
         return self.kind, self.method
 
 
-def _resume_point(meta: dict) -> tuple[str, float]:
-    return (f"checkpoint after step {meta['step']} ({len(meta.get('history') or [])} evaluation(s))",
-            meta.get("train_seconds", 0.0) + meta.get("eval_seconds", 0.0))
+def _resume_from(unit: Unit, meta: dict) -> None:
+    """Mark `unit` interrupted at the checkpoint described by `meta` (its state.json)."""
+    unit.state = INTERRUPTED
+    unit.detail = f"checkpoint after step {meta['step']} ({len(meta.get('history') or [])} evaluation(s))"
+    unit.seconds = meta.get("train_seconds", 0.0) + meta.get("eval_seconds", 0.0)
+    if meta.get("max_steps") and meta["step"] > 0:  # checkpoints written before 2026-12-07 lack max_steps
+        unit.done_share = min(1.0, meta["step"] / meta["max_steps"])
 
 
 def _stage1_seed(config, seed: int | None) -> int:
@@ -78,8 +84,7 @@ def _stage1_units(experiment) -> list[Unit]:
         else:
             meta = checkpoint_meta(experiment.checkpoint_dir(experiment.stage1_run_name(seed)))
             if meta is not None:
-                unit.state = INTERRUPTED
-                unit.detail, unit.seconds = _resume_point(meta)
+                _resume_from(unit, meta)
         units.append(unit)
     return units
 
@@ -101,8 +106,7 @@ def _tuning_units(experiment) -> list[Unit]:
                 if (folder / RUN_SETTINGS).is_file():
                     unit.detail = "checkpoint kept for the final run it may be"
             elif (meta := checkpoint_meta(folder)) is not None:
-                unit.state = INTERRUPTED
-                unit.detail, unit.seconds = _resume_point(meta)
+                _resume_from(unit, meta)
             units.append(unit)
     return units
 
@@ -135,8 +139,7 @@ def _final_units(experiment) -> list[Unit]:
                     if companion and not experiment.result_path(method.name + NO_ENGLISH, language, seed).is_file():
                         unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
                 elif (meta := checkpoint_meta(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
-                    unit.state = INTERRUPTED
-                    unit.detail, unit.seconds = _resume_point(meta)
+                    _resume_from(unit, meta)
                 elif method.name in chosen and _kept_trial(experiment, method.name, chosen[method.name], language,
                                                            seed):
                     unit.evaluation_only = True
@@ -147,15 +150,19 @@ def _final_units(experiment) -> list[Unit]:
 
 def _estimate(units: list[Unit]) -> None:
     """Fill `left` of the runs not done from the finished runs of their group (not from finals that
-    took over a trial: their time is an evaluation's)."""
+    took over a trial: their time is an evaluation's), else from a checkpointed run's own pace."""
     finished: dict[tuple[str, str], list[float]] = {}
     for unit in units:
         if unit.state == DONE and unit.seconds is not None and not unit.evaluation_only:
             finished.setdefault(unit.group, []).append(unit.seconds)
     for unit in units:
         times = finished.get(unit.group) or (finished.get((TUNING, unit.method)) if unit.kind == FINAL else None)
-        if unit.state != DONE and times and not unit.evaluation_only:  # evaluation only: not like a trained run
+        if unit.state == DONE or unit.evaluation_only:  # evaluation only: not like a trained run
+            continue
+        if times:
             unit.left = max(0.0, mean(times) - (unit.seconds or 0.0))
+        elif unit.done_share and unit.seconds:  # at most: early stopping may end it sooner
+            unit.left = unit.seconds * (1.0 - unit.done_share) / unit.done_share
 
 
 def experiment_status(experiment) -> list[Unit]:
@@ -207,5 +214,6 @@ def status_markdown(units: list[Unit], show_done: bool = False) -> str:
     lines += ["", "h left: the mean time of this experiment's finished runs of the same kind and method (a final "
               "run with none yet, or only finals that took over a trial: its method's tuning trials), less the "
               "time a running or interrupted run has spent (at its last checkpoint); taken as those runs went, "
-              "beside whatever else ran. No score is shown."]
+              "beside whatever else ran. With none of those, a run's own pace at its last checkpoint times the "
+              "steps its epochs still allow (early stopping may end it sooner). No score is shown."]
     return "\n".join(lines)

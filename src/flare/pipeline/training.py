@@ -193,6 +193,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
             log(f"{desc}: resuming after step {state.step} (epoch {state.epoch + 1})")
     elif checkpoint_dir is not None:
         remove_checkpoints(checkpoint_dir)  # a fresh start: an old run's checkpoint must not be mixed in
+    state.max_steps = total_steps  # recorded in checkpoints for `flare status`
 
     def checkpoint() -> None:
         if checkpoint_dir is not None and accelerator.is_main_process:
