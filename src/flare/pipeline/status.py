@@ -7,8 +7,10 @@ Finished runs give the time they took; the rest get an estimate: the mean time o
 finished runs of the same kind and method (a final run with none yet, or only finals that took over
 their tuning trial: its method's tuning trials), as those runs went, on whatever else the machine
 was doing; with none of those, a run with a checkpoint is extrapolated from its own pace (the time
-spent per step, times the steps its epochs still allow: early stopping may end it sooner). No model is loaded, no data is read and no score is shown, so a study can be followed
-while it runs without seeing its test results before they are all in.
+spent per step, times the steps its epochs still allow: early stopping may end it sooner, and the
+test evaluation after it is not counted). No model is loaded, no data is read and no score is
+shown, so a study can be followed while it runs without seeing its test results before they are
+all in.
 """
 
 from __future__ import annotations
@@ -215,5 +217,6 @@ def status_markdown(units: list[Unit], show_done: bool = False) -> str:
               "run with none yet, or only finals that took over a trial: its method's tuning trials), less the "
               "time a running or interrupted run has spent (at its last checkpoint); taken as those runs went, "
               "beside whatever else ran. With none of those, a run's own pace at its last checkpoint times the "
-              "steps its epochs still allow (early stopping may end it sooner). No score is shown."]
+              "steps its epochs still allow (early stopping may end it sooner; its test evaluation not counted). "
+              "No score is shown."]
     return "\n".join(lines)
