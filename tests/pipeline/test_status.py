@@ -25,6 +25,20 @@ def states(units):
     return {(u.kind, u.method, u.point, u.seed): u.state for u in units}
 
 
+def stop_after_first_checkpoint(experiment, monkeypatch, seed: int) -> None:
+    """Run lora on jav with `seed` and stop it right after its first checkpoint."""
+    original = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(method="lora", language="jav", seed=seed)
+    monkeypatch.undo()
+
+
 def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp_path, tiny_checkpoints,
                                                                             monkeypatch):
     overrides = [f"model={tiny_checkpoints['bert']}", f"output_dir={tmp_path / 'run'}", *SETTINGS]
@@ -39,17 +53,7 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
 
     experiment.stage1()
     tune(experiment)
-    # lora seed 2 is stopped right after its first checkpoint
-    original = training.save_checkpoint
-
-    def stop_after_first_checkpoint(*args, **kwargs):
-        original(*args, **kwargs)
-        raise KeyboardInterrupt("stopped")
-
-    monkeypatch.setattr(training, "save_checkpoint", stop_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(method="lora", language="jav", seed=2)
-    monkeypatch.undo()
+    stop_after_first_checkpoint(experiment, monkeypatch, seed=2)
 
     units = experiment_status(experiment)
     by_key = {(u.kind, u.method, u.point, u.seed): u for u in units}
@@ -125,16 +129,7 @@ def test_a_run_with_nothing_finished_to_go_by_is_estimated_from_its_own_pace(tmp
     experiment = Experiment(load_config(None, [f"model={tiny_checkpoints['bert']}",
                                                f"output_dir={tmp_path / 'run'}", *settings]), log=lambda m: None)
     experiment.stage1()
-    original = training.save_checkpoint
-
-    def stop_after_first_checkpoint(*args, **kwargs):
-        original(*args, **kwargs)
-        raise KeyboardInterrupt("stopped")
-
-    monkeypatch.setattr(training, "save_checkpoint", stop_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(method="lora", language="jav", seed=1)
-    monkeypatch.undo()
+    stop_after_first_checkpoint(experiment, monkeypatch, seed=1)
 
     folder = experiment.checkpoint_dir(experiment.run_name(experiment.config.methods[0], "jav", 1))
     state_file = next(folder.glob("step-*/state.json"))
