@@ -124,7 +124,8 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
 def test_a_run_with_nothing_finished_to_go_by_is_estimated_from_its_own_pace(tmp_path, tiny_checkpoints,
                                                                              monkeypatch):
     """An experiment without tuning (e.g. one that borrows its settings) and no finished final: an
-    interrupted run's time left is its time per step at the checkpoint times the steps left."""
+    interrupted run's time left is its time per step at the checkpoint times the steps left; so is
+    one that has already spent more than the finished runs took."""
     settings = [s for s in SETTINGS if not s.startswith(("search=", "methods="))] + ["methods=[lora]"]
     experiment = Experiment(load_config(None, [f"model={tiny_checkpoints['bert']}",
                                                f"output_dir={tmp_path / 'run'}", *settings]), log=lambda m: None)
@@ -140,6 +141,16 @@ def test_a_run_with_nothing_finished_to_go_by_is_estimated_from_its_own_pace(tmp
     assert interrupted.left == pytest.approx(interrupted.seconds * 3)  # 3 of its 4 steps still to go
     assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 2).left is None
 
-    del meta["max_steps"]  # a checkpoint written before max_steps was recorded: no estimate
-    state_file.write_text(json.dumps(meta))
+    no_limit = {key: value for key, value in meta.items() if key != "max_steps"}
+    state_file.write_text(json.dumps(no_limit))  # a checkpoint written before max_steps was recorded
     assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1).left is None
+
+    # once a run is finished, the others go by its time; one already slower than it, by its own pace
+    experiment.run(method="lora", language="jav", seed=2)
+    finished = next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 2)
+    for spent, expected in ((finished.seconds / 4, finished.seconds * 3 / 4), (1.0e6, 3.0e6)):
+        state_file.write_text(json.dumps(meta | {"train_seconds": spent, "eval_seconds": 0.0}))
+        slow = next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1)
+        assert slow.left == pytest.approx(expected)
+    state_file.write_text(json.dumps(no_limit | {"train_seconds": 1.0e6, "eval_seconds": 0.0}))
+    assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1).left == 0.0

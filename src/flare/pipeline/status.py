@@ -152,7 +152,8 @@ def _final_units(experiment) -> list[Unit]:
 
 def _estimate(units: list[Unit]) -> None:
     """Fill `left` of the runs not done from the finished runs of their group (not from finals that
-    took over a trial: their time is an evaluation's), else from a checkpointed run's own pace."""
+    took over a trial: their time is an evaluation's), less the time already spent; from a
+    checkpointed run's own pace where there are none, or where it has spent more than their mean."""
     finished: dict[tuple[str, str], list[float]] = {}
     for unit in units:
         if unit.state == DONE and unit.seconds is not None and not unit.evaluation_only:
@@ -161,10 +162,13 @@ def _estimate(units: list[Unit]) -> None:
         times = finished.get(unit.group) or (finished.get((TUNING, unit.method)) if unit.kind == FINAL else None)
         if unit.state == DONE or unit.evaluation_only:  # evaluation only: not like a trained run
             continue
-        if times:
-            unit.left = max(0.0, mean(times) - (unit.seconds or 0.0))
-        elif unit.done_share and unit.seconds:  # at most: early stopping may end it sooner
-            unit.left = unit.seconds * (1.0 - unit.done_share) / unit.done_share
+        spent = unit.seconds or 0.0
+        if times and mean(times) > spent:
+            unit.left = mean(times) - spent
+        elif unit.done_share and spent:  # at most: early stopping may end it sooner
+            unit.left = spent * (1.0 - unit.done_share) / unit.done_share
+        elif times:
+            unit.left = 0.0
 
 
 def experiment_status(experiment) -> list[Unit]:
