@@ -14,6 +14,7 @@ from flare.pipeline.config import TrainConfig, load_config
 from flare.pipeline.data import build_features
 from flare.pipeline.runner import Experiment
 from flare.pipeline.training import fit, predict, trainable_parameters
+from flare.results.training import stopped_early
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,22 @@ def test_early_stopping_restores_the_best_evaluation_and_records_the_curve(piece
     restored = snapshot(model)
     assert all(torch.equal(restored[n], weights_at[1][n]) for n in restored)  # the 2nd evaluation's weights
     assert not all(torch.equal(restored[n], weights_at[3][n]) for n in restored)
+
+
+def test_patience_running_out_at_the_last_step_is_not_an_early_stop(pieces):
+    """The budget table counts early stops to tell converged runs from capped ones: a run whose
+    patience ends at its last evaluation used every step, so it was capped, not stopped early."""
+    experiment, head, train, valid, new_model = pieces
+    scripted = iter([30.0, 20.0, 10.0])  # best at the 1st of 3 evaluations, patience 2: out at the last
+    result = fit(new_model(), head, train, valid, train_config(epochs=3, patience=2), 1, lambda p: next(scripted),
+                 experiment.accelerator, log=lambda m: None)
+    assert result.steps == result.max_steps == 24 and len(result.history) == 3
+    assert not result.stopped_early and result.best_epoch == 1
+    # result files written before this was fixed flag such a run; the budget and tuning tables do not count it
+    assert stopped_early(result.summary()) is False
+    assert stopped_early({"stopped_early": True, "steps": 24, "max_steps": 24}) is False
+    assert stopped_early({"stopped_early": True, "steps": 16, "max_steps": 24}) is True
+    assert stopped_early({"stopped_early": True}) is True  # no step budget recorded: as flagged
 
 
 def test_the_best_evaluations_predictions_come_back_and_equal_the_restored_models(pieces):

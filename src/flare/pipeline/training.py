@@ -220,7 +220,8 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
             state.evals_since_best = 0
         else:
             state.evals_since_best += 1
-            if config.patience is not None and state.evals_since_best >= config.patience:
+            # patience running out at the last step stops nothing: the run used its whole budget
+            if config.patience is not None and state.evals_since_best >= config.patience and state.step < total_steps:
                 state.stopped = True
                 log(f"{desc}: early stop at step {state.step} (epoch {epochs_done}): no better validation score "
                     f"in {config.patience} evaluations; best {state.best_score:.2f} at step {state.best_step}")

@@ -33,6 +33,7 @@ from flare.environment import finished_at
 from flare.errors import FlareError
 from flare.pipeline.checkpoint import LATEST, remove_checkpoints
 from flare.pipeline.config import MethodConfig, TrainConfig, grid_points
+from flare.results.training import stopped_early
 
 SELECTION = "selection.json"
 RUN_SETTINGS = "run.json"  # beside a kept trial checkpoint: what a final must match to take it over
@@ -199,7 +200,7 @@ def choose(method: str, wanted: dict, trials: list[dict]) -> dict:
         budgets = [t["budget"] for t in trials if t["key"] == key]
         points.append({"point": point, "key": key, "mean": statistics.fmean(scores.values()), "scores": scores,
                        "optimizer_steps": statistics.fmean(b["optimizer_steps"] for b in budgets),
-                       "stopped_early": sum(t["training"]["stopped_early"] for t in trials if t["key"] == key)})
+                       "stopped_early": sum(stopped_early(t["training"]) for t in trials if t["key"] == key)})
     best = max(range(len(points)), key=lambda i: (_finite(points[i]["mean"]), -i))
     return {"method": method, "metric": metric, "split": "validation", "grid": wanted["grid"],
             "languages": wanted["languages"], "seeds": wanted["seeds"], "points": points,

@@ -79,6 +79,13 @@ def _config_settings(data: dict) -> dict | None:
     return {key: train[key] for key in HYPERPARAMETERS if key in train} if isinstance(train, dict) else None
 
 
+def stopped_early(training: dict) -> bool:
+    """Whether early stopping ended a run before its step budget. Files written before 2026-12-07
+    also flag a run whose patience ran out at its last evaluation, after every step: not counted."""
+    steps, budget = training.get("steps"), training.get("max_steps")
+    return bool(training.get("stopped_early")) and not (budget and steps is not None and steps >= budget)
+
+
 def budget_rows(report) -> list[dict[str, Any]]:
     """Per method: runs, mean optimizer steps, examples seen, trainable parameters, training and
     evaluation seconds, early stops, the training settings and how they were chosen."""
@@ -113,7 +120,7 @@ def budget_rows(report) -> list[dict[str, Any]]:
             "trainable_parameters": mean_of("trainable_parameters"),
             "train_seconds": mean_of("train_seconds", budgets) if budgets else mean_of("train_seconds", timings),
             "eval_seconds": mean_of("eval_seconds", budgets) if budgets else mean_of("eval_seconds", timings),
-            "stopped_early": sum(bool(t.get("stopped_early")) for t in training) if training else None,
+            "stopped_early": sum(stopped_early(t) for t in training) if training else None,
             "hyperparameters": _hyperparameters_text(settings) if trained else "-",
             "selected_by": selected_by,
         })
