@@ -84,7 +84,10 @@ def test_status_follows_a_study_from_nothing_to_done_without_showing_a_score(tmp
     finals = [u for u in units if u.kind == FINAL]
     for unit in finals:
         result = json.loads(experiment.result_path(unit.method, "jav", unit.seed).read_text())
-        assert unit.seconds == result["timings"]["total_seconds"]
+        budget = result["budget"]  # a trained run: its time over every process; zero-shot: its wall time
+        assert unit.seconds == pytest.approx(budget["train_seconds"] + budget["validation_seconds"]
+                                             + budget["eval_seconds"] if budget.get("optimizer_steps")
+                                             else result["timings"]["total_seconds"])
 
     # the stage-1 weights gone: only a run still to do makes their retrain count as time left
     for folder in (tmp_path / "run" / "stage1").iterdir():
@@ -154,3 +157,10 @@ def test_a_run_with_nothing_finished_to_go_by_is_estimated_from_its_own_pace(tmp
         assert slow.left == pytest.approx(expected)
     state_file.write_text(json.dumps(no_limit | {"train_seconds": 1.0e6, "eval_seconds": 0.0}))
     assert next(u for u in experiment_status(experiment) if u.kind == FINAL and u.seed == 1).left == 0.0
+
+    # resumed to the end, a run's time counts every process that worked on it, not the last one's only
+    resumed = Experiment(load_config(None, [f"model={tiny_checkpoints['bert']}", f"output_dir={tmp_path / 'run'}",
+                                            *settings, "resume=true"]), log=lambda m: None)
+    resumed.run(method="lora", language="jav", seed=1)
+    done = next(u for u in experiment_status(resumed) if u.kind == FINAL and u.seed == 1)
+    assert done.state == DONE and done.seconds > 1.0e6  # the 1e6 s recorded before the interruption

@@ -60,6 +60,16 @@ def _resume_from(unit: Unit, meta: dict) -> None:
         unit.done_share = min(1.0, meta["step"] / meta["max_steps"])
 
 
+def _final_seconds(result: dict) -> float | None:
+    """A finished final's time: its training, validation and test time summed over every process
+    that worked on it (`timings.total_seconds` is the last process's wall time only: after a resume,
+    less), or that wall time for a run without training (zero-shot) or an older file."""
+    budget = result.get("budget") or {}
+    if budget.get("optimizer_steps") and isinstance(budget.get("train_seconds"), (int, float)):
+        return budget["train_seconds"] + budget.get("validation_seconds", 0.0) + budget.get("eval_seconds", 0.0)
+    return (result.get("timings") or {}).get("total_seconds")
+
+
 def _stage1_seed(config, seed: int | None) -> int:
     """The seed of the stage-1 model that stage-3 seed `seed` builds on."""
     return config.stage1_seed_for(seed) if config.stage1_seeds is not None else config.stage1_seed
@@ -136,7 +146,7 @@ def _final_units(experiment) -> list[Unit]:
                 if path.is_file():
                     result = json.loads(path.read_text())
                     unit.state = DONE
-                    unit.seconds = (result.get("timings") or {}).get("total_seconds")
+                    unit.seconds = _final_seconds(result)
                     unit.evaluation_only = "trained_in" in result  # it took over its tuning trial
                     if companion and not experiment.result_path(method.name + NO_ENGLISH, language, seed).is_file():
                         unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
