@@ -18,7 +18,9 @@ Outputs (``Report.write``, by default into ``<run_dir>/report/``):
 ``comparison.png`` grouped bar chart (:mod:`flare.results.plot`): languages (and avg) on x, one
                    bar per method, error bars = std.
 ``timings.csv``    per method: runs, and the mean of each timing (``train_seconds_mean``,
-                   ``eval_seconds_mean``, then any other timing key) over the runs reporting it.
+                   ``eval_seconds_mean``, then any other timing key) over the runs reporting it;
+                   ``total_seconds`` is the wall time of the process that finished a run (after a
+                   resume, only its part), training time counts every process.
 ``budget.csv``, ``curves-<method>.png``  the budget table and the learning curves.
 ``score-vs-chrf.png``  with a machine-translated English side only: each method's score per
                    language against that language's MT chrF (:func:`plot.plot_score_vs_chrf`).
