@@ -60,13 +60,19 @@ def _resume_from(unit: Unit, meta: dict) -> None:
         unit.done_share = min(1.0, meta["step"] / meta["max_steps"])
 
 
+def _budget_seconds(budget: dict) -> float:
+    """A run's training, validation and test time (a trial has no test) over every process that
+    worked on it: the budget's clocks go on across a resume."""
+    return sum(budget.get(key, 0.0) for key in ("train_seconds", "validation_seconds", "eval_seconds"))
+
+
 def _final_seconds(result: dict) -> float | None:
-    """A finished final's time: its training, validation and test time summed over every process
-    that worked on it (`timings.total_seconds` is the last process's wall time only: after a resume,
-    less), or that wall time for a run without training (zero-shot) or an older file."""
+    """A finished final's time: its budget's (`timings.total_seconds` is the last process's wall
+    time only: after a resume, less), or that wall time for a run without training (zero-shot) or
+    an older file."""
     budget = result.get("budget") or {}
     if budget.get("optimizer_steps") and isinstance(budget.get("train_seconds"), (int, float)):
-        return budget["train_seconds"] + budget.get("validation_seconds", 0.0) + budget.get("eval_seconds", 0.0)
+        return _budget_seconds(budget)
     return (result.get("timings") or {}).get("total_seconds")
 
 
@@ -112,9 +118,8 @@ def _tuning_units(experiment) -> list[Unit]:
             folder = experiment.checkpoint_dir(run_name)
             unit = Unit(TUNING, method.name, language, seed, TO_DO, point=key, name=run_name)
             if record.is_file():
-                budget = json.loads(record.read_text()).get("budget") or {}
                 unit.state = DONE
-                unit.seconds = budget.get("train_seconds", 0.0) + budget.get("validation_seconds", 0.0)
+                unit.seconds = _budget_seconds(json.loads(record.read_text()).get("budget") or {})
                 if (folder / RUN_SETTINGS).is_file():
                     unit.detail = "checkpoint kept for the final run it may be"
             elif (meta := checkpoint_meta(folder)) is not None:
