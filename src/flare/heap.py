@@ -5,9 +5,9 @@ differently sized activations stay on glibc's heap instead of going back to the 
 that trains and evaluates for hours grows far beyond what it uses: in study 5 (Gemma 3 270M, one
 thread) a process grew from 4.8 to 10.1 GiB of its own memory in 25 minutes, and processes
 like it were stopped by the OOM killer on a 24 GB machine. `malloc_trim(0)` gives the free pages
-back. Called every 30 seconds it kept a process at 2.3-6.7 GiB where one beside it grew to 9.5; each
-trim costs about 1.6 s there (the next step faults the pages in again), ~5 % of the time at one trim
-per 30 s (studies/bench/heap_trim.py); fixing glibc's thresholds
+back. Called every 30 seconds it kept a process at 2.3-6.7 GiB where one beside it grew to 9.5. One
+trim costs about 1.6 s of a Gemma 3 270M training step (the step faults the pages in again), ~5 % of
+the time at one trim per 30 s (studies/bench/heap_trim.py); fixing glibc's thresholds
 (`MALLOC_MMAP_THRESHOLD_` and friends) bounded memory too but made every step about 1.8 x slower
 (docs/performance.md, "Long runs on the CPU: the C allocator").
 
