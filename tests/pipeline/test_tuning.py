@@ -442,6 +442,27 @@ def test_choose_takes_the_best_mean_over_languages_and_seeds_ties_to_the_first_p
         choose("lora", wanted, trials[1:])
 
 
+def test_a_choice_at_the_edge_of_a_numeric_grid_is_noted_in_the_tuning_report(tmp_path):
+    from flare.results.training import grid_edge_notes, tuning_markdown
+
+    def selection(chosen_lr, offsets=(1, 0)):
+        grid = {"learning_rate": [3e-4, 1e-3, 3e-3], "source_layer_offset": list(offsets), "fusion": ["add", "mul"]}
+        return {"method": "flare", "metric": "accuracy", "split": "validation", "grid": grid, "languages": ["hi"],
+                "seeds": [1], "chosen": {"learning_rate": chosen_lr, "source_layer_offset": 0, "fusion": "mul"},
+                "chosen_key": "k", "points": [{"point": {"learning_rate": chosen_lr}, "key": "k", "mean": 60.0}]}
+
+    assert grid_edge_notes(selection(1e-3)) == []  # inside; 2-value and text axes are never edges
+    assert grid_edge_notes(selection(3e-4)) == [
+        "flare: the chosen learning_rate 0.0003 is the smallest value of its grid (0.0003, 0.001, 0.003); "
+        "a better one may lie beyond it"]
+    assert "largest value of its grid" in grid_edge_notes(selection(3e-3))[0]
+    assert "source_layer_offset 0 is the smallest" in grid_edge_notes(selection(1e-3, offsets=(2, 1, 0)))[0]
+    folder = tmp_path / "tuning" / "flare"
+    folder.mkdir(parents=True)
+    (folder / "selection.json").write_text(json.dumps(selection(3e-3)))
+    assert "- flare: the chosen learning_rate 0.003 is the largest value" in tuning_markdown(tmp_path)
+
+
 def test_a_flare_search_may_vary_fusion_and_offset_and_the_final_run_uses_the_chosen_variant(
         tmp_path, tiny_checkpoints, monkeypatch):
     built = []

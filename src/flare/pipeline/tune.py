@@ -33,7 +33,7 @@ from flare.environment import finished_at
 from flare.errors import FlareError
 from flare.pipeline.checkpoint import LATEST, remove_checkpoints
 from flare.pipeline.config import MethodConfig, TrainConfig, grid_points
-from flare.results.training import stopped_early
+from flare.results.training import grid_edge_notes, stopped_early
 
 SELECTION = "selection.json"
 RUN_SETTINGS = "run.json"  # beside a kept trial checkpoint: what a final must match to take it over
@@ -161,6 +161,8 @@ def tune_method(experiment, method: MethodConfig, wait: bool = True) -> dict:
     experiment.log(f"tuning {method.name}: chose {selection['chosen_key']} (validation {wanted['metric']} "
                    f"{selection['chosen_mean']:.2f}, mean over {len(wanted['languages'])} language(s) x "
                    f"{len(wanted['seeds'])} seed(s)); grid in {path}")
+    for note in grid_edge_notes(selection):
+        experiment.log(f"tuning {note}")
     return {**selection, "path": str(path)}
 
 

@@ -187,7 +187,26 @@ def tuning_markdown(run_dir: Path) -> str:
             parts.append(f"| {text} | {mean} | {_fmt(point.get('optimizer_steps'))} | "
                          f"{point.get('stopped_early', '–')} |")
         parts.append("")
+        edges = grid_edge_notes(selection)
+        if edges:
+            parts += [f"- {note}" for note in edges] + [""]
     return "\n".join(parts)
+
+
+def grid_edge_notes(selection: dict) -> list[str]:
+    """A note per numeric grid axis (3 values or more) whose chosen value is the smallest or largest
+    one tried: the best setting may lie beyond the grid, so the method may be under-tuned."""
+    notes = []
+    for axis, values in (selection.get("grid") or {}).items():
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        chosen = (selection.get("chosen") or {}).get(axis)
+        if len(numbers) < 3 or len(numbers) != len(values) or chosen not in numbers:
+            continue
+        for edge, word in ((min(numbers), "smallest"), (max(numbers), "largest")):
+            if chosen == edge:
+                notes.append(f"{selection['method']}: the chosen {axis} {chosen:g} is the {word} value of its grid "
+                             f"({', '.join(f'{v:g}' for v in values)}); a better one may lie beyond it")
+    return notes
 
 
 # ----------------------------------------------------------------------------- majority / chance
