@@ -198,14 +198,13 @@ def grid_edge_notes(selection: dict) -> list[str]:
     one tried: the best setting may lie beyond the grid, so the method may be under-tuned."""
     notes = []
     for axis, values in (selection.get("grid") or {}).items():
-        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         chosen = (selection.get("chosen") or {}).get(axis)
-        if len(numbers) < 3 or len(numbers) != len(values) or chosen not in numbers:
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if len(values) < 3 or not numeric or chosen not in (min(values), max(values)):
             continue
-        for edge, word in ((min(numbers), "smallest"), (max(numbers), "largest")):
-            if chosen == edge:
-                notes.append(f"{selection['method']}: the chosen {axis} {chosen:g} is the {word} value of its grid "
-                             f"({', '.join(f'{v:g}' for v in values)}); a better one may lie beyond it")
+        word = "smallest" if chosen == min(values) else "largest"
+        notes.append(f"{selection['method']}: the chosen {axis} {chosen:g} is the {word} value of its grid "
+                     f"({', '.join(f'{v:g}' for v in values)}); a better one may lie beyond it")
     return notes
 
 
