@@ -19,7 +19,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from flare.heads.base import BaseHead, CausalLMHead
+from bench_heads import LossOnly
+from flare.heads.base import BaseHead
 from flare.pretrained.resolve import resolve_model
 
 BATCH, LENGTH, ANSWER, REPEATS = 8, 256, 6, 2
@@ -44,16 +45,6 @@ class PeakMemory:
 
     def above_start_mb(self) -> float:
         return (self.peak - self.base) / 2**20
-
-
-class LossOnly(CausalLMHead, BaseHead):
-    """The decoder head's loss, without a tokenizer (the batch is made here)."""
-
-    def __init__(self):
-        pass
-
-    def model_inputs(self, batch):
-        return batch
 
 
 model = AutoModelForCausalLM.from_pretrained(resolve_model("gemma3-270m").path_or_id, dtype=torch.float32)

@@ -22,23 +22,13 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from flare.heads.base import BaseHead, CausalLMHead
+from bench_heads import LossOnly
 from flare.heap import EVERY_SECONDS, malloc_trim
 from flare.pretrained.resolve import resolve_model
 
 BATCH, LENGTH, ANSWER, PAIRS, WARMUP = 8, 256, 6, 8, 2
 torch.set_num_threads(1)
 torch.manual_seed(0)
-
-
-class LossOnly(CausalLMHead, BaseHead):
-    """The decoder head's answer-position loss, without a tokenizer (the batch is made here)."""
-
-    def __init__(self):
-        pass
-
-    def model_inputs(self, batch):
-        return batch
 
 
 trim = malloc_trim()
