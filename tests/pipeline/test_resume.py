@@ -111,3 +111,40 @@ def test_a_crash_while_checkpointing_the_same_step_again_keeps_the_last_checkpoi
         param.zero_()
     loaded = ckpt.load_checkpoint(tmp_path, {"w": param}, optimizer, scheduler)
     assert loaded is not None and loaded.step == 8 and torch.equal(param, torch.ones(3))
+
+
+def test_a_checkpoint_written_with_other_settings_is_not_resumed_but_the_run_starts_anew(tmp_path, tiny_checkpoints,
+                                                                                        monkeypatch):
+    """Resuming restores the optimizer's learning rate and schedule from the checkpoint: a run resumed
+    after its learning rate changed (a widened grid, an edited config) would go on with the old one. A
+    checkpoint records its run's settings; one written with others is set aside and the run starts anew,
+    ending as a fresh run with the new settings does."""
+    from flare.pipeline import training
+
+    model = tiny_checkpoints["bert"]
+    short = ["train.epochs=2"]
+    Experiment(load_config(None, settings(model, tmp_path / "reference") + short + ["train.learning_rate=3e-3"]),
+               log=lambda m: None).run()
+    reference = json.loads((tmp_path / "reference" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    shutil.copytree(tmp_path / "reference" / "stage1", tmp_path / "run" / "stage1")
+    original = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):  # stopped at its first checkpoint, at the default learning rate
+        Experiment(load_config(None, settings(model, tmp_path / "run") + short), log=lambda m: None).run()
+    monkeypatch.undo()
+    state = json.loads(next((tmp_path / "run" / "checkpoints").rglob("state.json")).read_text())
+    assert state["settings"]["train"]["learning_rate"] != 3e-3
+    messages = []
+    Experiment(load_config(None, settings(model, tmp_path / "run") + short + ["train.learning_rate=3e-3",
+                                                                              "resume=true"]),
+               log=messages.append).run()
+    assert any("written with other settings (train.learning_rate): starting anew" in m for m in messages)
+    assert not any("resuming after step" in m for m in messages)
+    result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert result["training"]["history"] == reference["training"]["history"]
+    assert result["metrics"] == reference["metrics"] and result["predictions"] == reference["predictions"]

@@ -463,6 +463,50 @@ def test_a_choice_at_the_edge_of_a_numeric_grid_is_noted_in_the_tuning_report(tm
     assert "- flare: the chosen learning_rate 0.003 is the largest value" in tuning_markdown(tmp_path)
 
 
+def test_a_final_trained_at_a_point_its_method_no_longer_chooses_is_superseded_and_run_again(
+        tmp_path, tiny_checkpoints):
+    """A grid widened after the finals ran may change a method's choice; a finished final at the old
+    choice must then not be skipped (the report would show it as the tuned method's run) but moved to
+    superseded/, its companion row with it, and run again at the new choice."""
+    from flare.pipeline.status import FINAL, TO_DO, experiment_status
+    from flare.pipeline.tune import point_key
+
+    grid = "search={grid: {learning_rate: [1.0e-6, 3.0e-2]}}"
+    messages = []
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[flare]", grid), log=messages.append)
+    experiment.run()
+    run = tmp_path / "run"
+    first = json.loads((run / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    # the choice moves to the other point (as a wider grid's new best would): the selection file says so
+    selection_file = run / "tuning" / "flare" / "selection.json"
+    selection = json.loads(selection_file.read_text())
+    [other] = [p["point"] for p in selection["points"] if p["point"] != selection["chosen"]]
+    assert first["selection"]["chosen"] == selection["chosen"]
+    selection_file.write_text(json.dumps({**selection, "chosen": other, "chosen_key": point_key(other)}))
+    [final] = [u for u in experiment_status(experiment) if u.kind == FINAL and u.method == "flare"]
+    assert final.state == TO_DO and f"now chooses {point_key(other)}: runs again" in final.detail
+    messages.clear()
+    written = experiment.run()
+    assert sorted(p.parent.parent.name for p in written) == ["flare", "flare-no-english"]
+    again = json.loads((run / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    row = json.loads((run / "results" / "flare-no-english" / "jav" / "seed-1.json").read_text())
+    assert again["selection"]["chosen"] == other
+    assert again["budget"]["hyperparameters"]["learning_rate"] == other["learning_rate"]
+    assert row["training"] == again["training"]
+    [moved] = (run / "superseded").iterdir()
+    assert any(f"moved to superseded/{moved.name}, and it runs again" in m for m in messages)
+    old = json.loads((moved / "results" / "flare" / "jav" / "seed-1.json").read_text())
+    assert old == first  # kept whole, with the saved adapter and the companion row
+    assert (moved / "results" / "flare-no-english" / "jav" / "seed-1.json").is_file()
+    assert (moved / "adapters" / "flare" / "jav" / "seed-1" / "flare_config.json").is_file()
+    assert experiment.run() == []  # now current: skipped
+    from flare.results.report import build_report
+
+    warnings = build_report(run).warnings
+    assert any("2 result files under superseded/ are not in these tables: they were trained at a grid point" in w
+               for w in warnings) and not any("retrained" in w for w in warnings)
+
+
 def test_a_flare_search_may_vary_fusion_and_offset_and_the_final_run_uses_the_chosen_variant(
         tmp_path, tiny_checkpoints, monkeypatch):
     built = []

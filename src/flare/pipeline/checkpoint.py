@@ -53,7 +53,9 @@ COUNTERS = ("best_step", "evals_since_best", "stopped", "loss_sum", "loss_count"
 
 
 def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, torch.Tensor], optimizer,
-                    scheduler) -> Path:
+                    scheduler, settings: dict | None = None) -> Path:
+    """Write a checkpoint; `settings` (JSON-like: what makes the run the run it is) are recorded with
+    it, so that a resume with other settings can tell (`differing_settings`)."""
     directory.mkdir(parents=True, exist_ok=True)
     # a new folder every time: the one `latest` points to is never touched until the switch below,
     # also when the same step is checkpointed twice (after an evaluation, then at the epoch's end)
@@ -75,7 +77,8 @@ def save_checkpoint(directory: Path, state: TrainingState, params: dict[str, tor
             "best_score": state.best_score, "best_epoch": state.best_epoch, "history": state.history,
             "has_best": state.best_state is not None, "param_groups": optimizer_state["param_groups"],
             **state.counters(),
-            "scheduler": {k: v for k, v in scheduler.state_dict().items() if _json_safe(v)}}
+            "scheduler": {k: v for k, v in scheduler.state_dict().items() if _json_safe(v)},
+            "settings": settings}
     (folder / "state.json").write_text(json.dumps(meta))
     write_text_atomic(directory / LATEST, folder.name)  # the switch: from here on, this checkpoint counts
     for old in directory.glob("step-*"):
@@ -94,6 +97,24 @@ def checkpoint_meta(directory: Path) -> dict | None:
     """The counters, curve and schedule of the last checkpoint (its state.json), without its tensors."""
     folder = latest_checkpoint(directory)
     return json.loads((folder / "state.json").read_text()) if folder is not None else None
+
+
+def differing_settings(directory: Path, settings: dict) -> list[str] | None:
+    """What differs between `settings` (JSON values) and those the last checkpoint in `directory` was written with
+    ("train.learning_rate", ...; []: the same run); None when there is no checkpoint or it records
+    none (written before 2026-12-08, or by a caller that passed none)."""
+    meta = checkpoint_meta(directory)
+    recorded = (meta or {}).get("settings")
+    if recorded is None:
+        return None
+    differ = []
+    for key in sorted(set(recorded) | set(settings)):
+        old, new = recorded.get(key), settings.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differ += [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            differ.append(key)
+    return differ
 
 
 def load_checkpoint(directory: Path, params: dict[str, torch.Tensor], optimizer, scheduler) -> TrainingState | None:

@@ -224,20 +224,28 @@ class Experiment(ExperimentInputs):
         built = self.runs_built_on(folder)
         if not built:
             return []
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = self.output_dir / "superseded" / f"{name.replace('/', '-')}-{stamp}"
-        for path in built:
-            method, language, seed = path.parent.parent.name, path.parent.name, int(path.stem.removeprefix("seed-"))
-            for each in (path, self.adapter_dir(method, language, seed)):
-                if each.exists():
-                    destination = target / each.relative_to(self.output_dir)
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    each.rename(destination)
+        target = self._move_to_superseded(
+            [(path.parent.parent.name, path.parent.name, int(path.stem.removeprefix("seed-"))) for path in built],
+            name.replace("/", "-"))
         message = (f"stage 1: {name} {RETRAINED_INTO_ANOTHER} (stage1_mismatch=continue); the "
                    f"{len(built)} results built on the earlier one moved to "
                    f"{os.path.relpath(target, self.output_dir)} (--resume rebuilds them on this one)")
         self._warn([message])
         return [message]
+
+    def _move_to_superseded(self, runs: list[tuple[str, str, int]], label: str) -> Path:
+        """Move the result files and saved adapters of `runs` (method name, language, seed) to
+        superseded/<label>-<UTC time>/, in the same layout, kept for the record (the report reads
+        results/ only); returns that folder. The caller is the one process that writes."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.output_dir / "superseded" / f"{label}-{stamp}"
+        for method, language, seed in runs:
+            for each in (self.result_path(method, language, seed), self.adapter_dir(method, language, seed)):
+                if each.exists():
+                    destination = target / each.relative_to(self.output_dir)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    each.rename(destination)
+        return target
 
     def _stage1_mismatch(self, folder: Path, name: str, drift: str, built: list[Path], recorded: dict) -> None:
         """A stage-1 retrain has left its record while runs built on the recorded model exist: runs
@@ -326,6 +334,8 @@ class Experiment(ExperimentInputs):
         language's training split, the best evaluation on its validation split restored. `test`
         (None in tuning, which never reads it) gets its features before training. `resume` (or the
         config's) continues from the run's checkpoint."""
+        from flare.pipeline.tune import run_settings
+
         cfg = self.config
         name = method.method
         encoder = self._encoder_source(language) if method.spec.source == "encoder" else None
@@ -342,7 +352,8 @@ class Experiment(ExperimentInputs):
         fit_result = fit(model, self.head, train_features, valid_features, train_cfg, seed,
                          lambda p: self.score(p, valid, name)[self.primary_metric], self.accelerator,
                          desc=run_name.replace("/", " "), trackers=self._trackers(run_name),
-                         checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume or resume, log=self.log)
+                         checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume or resume,
+                         settings=run_settings(self, method, language, seed, train_cfg), log=self.log)
         return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features)
 
     def _describe_for_card(self, model, method: MethodConfig, language: str) -> None:
@@ -551,8 +562,8 @@ class Experiment(ExperimentInputs):
 
         # the methods with a search grid and runs to do: their settings are chosen on validation first;
         # a method whose last trials another process trains waits until the other methods' runs are done
-        held = tune_free(self, [m for m in methods if any(not self.result_path(m, lang, s).is_file()
-                                                          for lang in languages for s in seeds)])
+        # (also a method whose finals are all on disk: a finished final its new choice differs from runs again)
+        held = tune_free(self, methods)
         written = self._finals([m for m in methods if m not in held], languages, seeds)
         if held:
             tune(self, held)
@@ -576,8 +587,13 @@ class Experiment(ExperimentInputs):
         """One final run (and its companion rows), unless its result exists; the files written."""
         path = self.result_path(method, language, seed)
         if path.is_file():
-            self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
-            return self._missing_no_english(method, language, seed, path)
+            from flare.pipeline.tune import stale_choice
+
+            stale = stale_choice(json.loads(path.read_text()), self.train_config(method)[1])
+            if stale is None:
+                self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
+                return self._missing_no_english(method, language, seed, path)
+            self._supersede_final(method, language, seed, stale)
         written = []
         for each_path, result in self.run_with_companions(method, language, seed):
             if self.accelerator.is_main_process:
@@ -590,6 +606,18 @@ class Experiment(ExperimentInputs):
             remove_checkpoints(self.checkpoint_dir(self.run_name(method, language, seed)))
         self.accelerator.wait_for_everyone()
         return written
+
+    def _supersede_final(self, method: MethodConfig, language: str, seed: int, why: str) -> None:
+        """A finished final trained at a grid point its method no longer chooses (`stale_choice`: a
+        grid widened after it ran): it and its companion row move to superseded/, and it runs again."""
+        runs = [(method.name, language, seed)]
+        if method.spec.no_english_row:
+            runs.append((method.name + NO_ENGLISH, language, seed))
+        if self.accelerator.is_main_process:
+            target = self._move_to_superseded(runs, self.run_name(method, language, seed).replace("/", "-"))
+            self._warn([f"{method.name} {language} seed {seed}: {why}; its result moved to "
+                        f"{os.path.relpath(target, self.output_dir)}, and it runs again"])
+        self.accelerator.wait_for_everyone()
 
     def _missing_no_english(self, method: MethodConfig, language: str, seed: int, trained_path: Path) -> list[Path]:
         """A finished FLARE run without its no-English row (an older experiment): scored from the saved

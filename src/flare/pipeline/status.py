@@ -22,7 +22,7 @@ from statistics import mean
 from flare.io import lock_holder
 from flare.pipeline.checkpoint import checkpoint_meta
 from flare.pipeline.runner import NO_ENGLISH
-from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, trial_name, tuning_dir
+from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, stale_choice, trial_name, tuning_dir
 
 DONE, RUNNING, INTERRUPTED, TO_DO = "done", "running", "interrupted", "to do"
 STAGE1, TUNING, FINAL = "stage 1", "tuning", "final"
@@ -136,11 +136,12 @@ def _kept_trial(experiment, method: str, key: str, language: str, seed: int) -> 
 def _final_units(experiment) -> list[Unit]:
     config = experiment.config
     units = []
-    chosen = {}  # each tuned method's chosen grid point
+    selections = {}  # each tuned method's choice, where made
     for method in config.methods:
         selection_file = tuning_dir(experiment, method) / SELECTION
         if selection_file.is_file():
-            chosen[method.name] = json.loads(selection_file.read_text())["chosen_key"]
+            selections[method.name] = json.loads(selection_file.read_text())
+    chosen = {name: selection["chosen_key"] for name, selection in selections.items()}
     for language in config.languages:
         for method in config.methods:
             companion = method.spec.no_english_row and config.no_english_rows
@@ -148,8 +149,9 @@ def _final_units(experiment) -> list[Unit]:
                 path = experiment.result_path(method, language, seed)
                 unit = Unit(FINAL, method.name, language, seed, TO_DO,
                             name=experiment.run_name(method, language, seed))
-                if path.is_file():
-                    result = json.loads(path.read_text())
+                result = json.loads(path.read_text()) if path.is_file() else None
+                stale = stale_choice(result, selections[method.name]) if result and method.name in selections else None
+                if result and not stale:
                     unit.state = DONE
                     unit.seconds = _final_seconds(result)
                     unit.evaluation_only = "trained_in" in result  # it took over its tuning trial
@@ -161,6 +163,8 @@ def _final_units(experiment) -> list[Unit]:
                                                            seed):
                     unit.evaluation_only = True
                     unit.detail = "takes over its tuning trial (same settings: evaluation only)"
+                elif stale:  # its result is superseded by the next `flare run`
+                    unit.detail = f"{stale}: runs again"
                 units.append(unit)
     return units
 

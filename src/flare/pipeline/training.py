@@ -9,10 +9,11 @@ trainable parameters), restored at the end; the learning curve is returned with 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from flare.errors import FlareError
 from flare.heap import HeapTrim
-from flare.pipeline.checkpoint import TrainingState, load_checkpoint, remove_checkpoints, save_checkpoint
+from flare.pipeline.checkpoint import (
+    TrainingState, differing_settings, load_checkpoint, remove_checkpoints, save_checkpoint,
+)
 from flare.pipeline.config import TrainConfig
 from flare.pipeline.data import Collator, source_kwargs
 
@@ -130,7 +133,7 @@ def predict(model, head, features: Sequence[dict], batch_size: int, pad_id: int,
 def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[dict], config: TrainConfig,
         seed: int, score: Callable[[list], float], accelerator: Accelerator, desc: str = "train",
         trackers: Sequence = (), checkpoint_dir: Path | None = None, resume: bool = False,
-        log: Callable[[str], None] = print,
+        settings: dict | None = None, log: Callable[[str], None] = print,
         on_evaluation: Callable[[list[dict]], None] | None = None) -> FitResult:
     """Train `model`'s trainable parameters; `score(predictions on valid_features)` picks the best
     evaluation, whose weights are restored at the end.
@@ -146,7 +149,9 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
     `checkpoint_dir`, a checkpoint is written after every epoch and every evaluation (and every
     `config.checkpoint_steps` steps); `resume` continues from the last one exactly (same data
     order, random states, schedule, curve and early-stopping counters), so a killed run ends as an
-    uninterrupted one would.
+    uninterrupted one would. Checkpoints record `settings` (what makes the run this run; default: the
+    training settings and the seed): a checkpoint written with other ones (a learning rate changed
+    since, say) is not resumed but started anew, as its optimizer state would carry the old ones on.
 
     `on_evaluation(history)`, where given, sees the learning curve after every evaluation, once its
     checkpoint is written; an exception it raises stops training there (a resume continues after it).
@@ -186,6 +191,12 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
 
     state = TrainingState(step=0, epoch=0, step_in_epoch=0, epoch_generator_state=generator.get_state(),
                           best_score=-math.inf, best_epoch=-1, history=[], best_state=None)
+    settings = json.loads(json.dumps(settings if settings is not None else {"train": asdict(config), "seed": seed},
+                                     sort_keys=True, default=str))
+    if checkpoint_dir is not None and resume and (differ := differing_settings(checkpoint_dir, settings)):
+        log(f"{desc}: its checkpoint was written with other settings ({', '.join(differ[:6])}"
+            f"{', ...' if len(differ) > 6 else ''}): starting anew")
+        resume = False
     if checkpoint_dir is not None and resume:
         loaded = load_checkpoint(checkpoint_dir, trainable_parameters(model), optimizer, scheduler)
         if loaded is not None:
@@ -197,7 +208,7 @@ def fit(model, head, train_features: Sequence[dict], valid_features: Sequence[di
 
     def checkpoint() -> None:
         if checkpoint_dir is not None and accelerator.is_main_process:
-            save_checkpoint(checkpoint_dir, state, trainable_parameters(model), optimizer, scheduler)
+            save_checkpoint(checkpoint_dir, state, trainable_parameters(model), optimizer, scheduler, settings)
 
     best_predictions = None
 

@@ -210,6 +210,18 @@ def choose(method: str, wanted: dict, trials: list[dict]) -> dict:
             "finished": finished_at()}
 
 
+def stale_choice(result: dict, selection: dict | None) -> str | None:
+    """Why a finished final run (its result record) is no longer its method's final run: it was
+    trained at a grid point other than the one `selection` (the method's current choice; None: not
+    tuned) chooses, as after a grid widened once it had run. None when it still is."""
+    recorded = (result.get("selection") or {}).get("chosen")
+    chosen = selection["chosen"] if selection else None
+    if _same(recorded, chosen):
+        return None
+    return (f"trained at {point_key(recorded) if recorded else 'untuned settings'}, but its method now "
+            + (f"chooses {point_key(chosen)}" if chosen else "has no grid"))
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
 
@@ -234,8 +246,11 @@ def run_settings(experiment, method: MethodConfig, language: str, seed: int, tra
 
 
 def _comparable(settings: dict) -> dict:
-    """Run settings without NOT_RUN_TRAIN_SETTINGS (also those of a record written before they were left out)."""
-    return {**settings, "train": {k: v for k, v in settings["train"].items() if k not in NOT_RUN_TRAIN_SETTINGS}}
+    """Run settings without NOT_RUN_TRAIN_SETTINGS nor the method's grid (`search`: which runs happen,
+    not what this one computes; a grid widened after a trial ran leaves the trial the same run), also
+    those of a record written before they were left out."""
+    return {**settings, "method": {k: v for k, v in settings["method"].items() if k != "search"},
+            "train": {k: v for k, v in settings["train"].items() if k not in NOT_RUN_TRAIN_SETTINGS}}
 
 
 def _keep_or_remove(experiment, method: MethodConfig, language: str, seed: int, train_cfg: TrainConfig,

@@ -129,9 +129,13 @@ def build_report(
         warnings.append(message)
 
     superseded = sorted((run_dir / "superseded").glob("*/results/*/*/seed-*.json"))
-    if superseded:  # pipeline.runner: built on a stage-1 model that a retrain replaced
-        warn(f"{len(superseded)} result files under superseded/ are not in these tables: they were built on "
+    retrained = [p for p in superseded if p.parents[3].name.startswith("stage1-")]
+    if retrained:  # pipeline.runner: built on a stage-1 model that a retrain replaced
+        warn(f"{len(retrained)} result files under superseded/ are not in these tables: they were built on "
              "stage-1 models that were later retrained into different ones (stage1_mismatch=continue)")
+    if len(superseded) > len(retrained):  # pipeline.runner: trained at a point a widened grid no longer chooses
+        warn(f"{len(superseded) - len(retrained)} result files under superseded/ are not in these tables: they "
+             "were trained at a grid point their method no longer chose once its grid was widened (run again)")
 
     results_dir = run_dir / "results"
     if not runs:
