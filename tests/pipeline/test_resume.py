@@ -148,3 +148,23 @@ def test_a_checkpoint_written_with_other_settings_is_not_resumed_but_the_run_sta
     result = json.loads((tmp_path / "run" / "results" / "flare" / "jav" / "seed-1.json").read_text())
     assert result["training"]["history"] == reference["training"]["history"]
     assert result["metrics"] == reference["metrics"] and result["predictions"] == reference["predictions"]
+
+
+def test_differing_settings_names_what_changed_and_says_nothing_of_a_checkpoint_that_records_none(tmp_path):
+    import torch
+
+    from flare.pipeline import checkpoint as ckpt
+
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    state = ckpt.TrainingState(step=1, epoch=0, step_in_epoch=1, epoch_generator_state=torch.Generator().get_state(),
+                               best_score=0.0, best_epoch=-1, history=[], best_state=None)
+    assert ckpt.differing_settings(tmp_path / "none", {"seed": 1}) is None  # no checkpoint
+    ckpt.save_checkpoint(tmp_path / "old", state, {"w": param}, optimizer, scheduler)  # records no settings
+    assert ckpt.differing_settings(tmp_path / "old", {"seed": 1}) is None
+    settings = {"train": {"learning_rate": 1e-3, "epochs": 2}, "seed": 1, "language": "hi"}
+    ckpt.save_checkpoint(tmp_path / "new", state, {"w": param}, optimizer, scheduler, settings)
+    assert ckpt.differing_settings(tmp_path / "new", settings) == []
+    changed = {**settings, "train": {"learning_rate": 1e-2, "epochs": 2}, "language": "sw"}
+    assert ckpt.differing_settings(tmp_path / "new", changed) == ["language", "train.learning_rate"]
