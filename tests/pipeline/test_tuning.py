@@ -141,10 +141,13 @@ def test_the_final_on_the_tuning_language_and_seed_takes_over_the_chosen_trial_a
     assert taken["budget"]["optimizer_steps"] == trial["budget"]["optimizer_steps"]
     assert not any(run.joinpath("checkpoints").rglob("latest"))  # taken over, then removed with the final's
     # the same experiment where one setting differs (patience: no effect in a 1-epoch run): no take-over, the
-    # final trains anew, and gives the same curve and test scores as the taken-over trial
+    # final trains anew, and gives the same curve and test scores as the taken-over trial (trial records
+    # written before they kept their run_settings: with them, the changed setting stops the run instead)
     messages.clear()
     fresh = Experiment(config(tmp_path / "anew", tiny_checkpoints["bert"], "[lora]", grid), log=messages.append)
     tune(fresh)
+    for trial in (tmp_path / "anew" / "run" / "tuning").rglob("seed-1.json"):
+        trial.write_text(json.dumps({k: v for k, v in json.loads(trial.read_text()).items() if k != "run_settings"}))
     fresh.config.train.patience = 5
     fresh.run()
     anew = json.loads((tmp_path / "anew" / "run" / "results" / "lora" / "jav" / "seed-1.json").read_text())
@@ -505,6 +508,31 @@ def test_a_final_trained_at_a_point_its_method_no_longer_chooses_is_superseded_a
     warnings = build_report(run).warnings
     assert any("2 result files under superseded/ are not in these tables: they were trained at a grid point" in w
                for w in warnings) and not any("retrained" in w for w in warnings)
+
+
+def test_a_finished_run_is_reused_only_under_the_settings_it_was_made_with(tmp_path, tiny_checkpoints):
+    """Changing a setting between sittings of a study (here the sequence length) would mix runs made
+    under two settings in one comparison: `flare run` and `flare tune` stop instead, naming the file
+    and the setting; how often checkpoints are written is not such a setting."""
+    from flare.pipeline.tune import tune
+
+    grid = "search={grid: {learning_rate: [1.0e-6, 3.0e-2]}}"
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot, lora]", grid), log=lambda m: None)
+    experiment.run()
+    result = tmp_path / "run" / "results" / "lora" / "jav" / "seed-1.json"
+    recorded = json.loads(result.read_text())["run_settings"]
+    assert recorded["train"]["max_length"] == 32 and recorded["language"] == "jav"
+    before = result.read_text()
+    unchanged = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot, lora]", grid,
+                                  "train.checkpoint_steps=3"), log=lambda m: None)
+    assert unchanged.run() == []  # the same runs: reused
+    changed = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot, lora]", grid, "train.max_length=24"),
+                         log=lambda m: None)
+    with pytest.raises(FlareError, match=r"seed-1.json was made with other settings .*\(train.max_length;"):
+        changed.run()
+    with pytest.raises(FlareError, match=r"tuning/lora/.*seed-1.json was made with other settings"):
+        tune(changed)
+    assert result.read_text() == before  # nothing was overwritten
 
 
 def test_a_flare_search_may_vary_fusion_and_offset_and_the_final_run_uses_the_chosen_variant(

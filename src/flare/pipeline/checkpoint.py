@@ -105,8 +105,12 @@ def differing_settings(directory: Path, settings: dict) -> list[str] | None:
     none (written before 2026-12-08, or by a caller that passed none)."""
     meta = checkpoint_meta(directory)
     recorded = (meta or {}).get("settings")
-    if recorded is None:
-        return None
+    return None if recorded is None else settings_diff(recorded, settings)
+
+
+def settings_diff(recorded: dict, settings: dict) -> list[str]:
+    """The keys whose values differ between two run-settings records, one level deep
+    ("train.learning_rate", "language"); [] when they are the same."""
     differ = []
     for key in sorted(set(recorded) | set(settings)):
         old, new = recorded.get(key), settings.get(key)

@@ -42,6 +42,7 @@ class _Trained:
     valid: list | None = None
     valid_features: list | None = None
     test_features: list | None = None
+    settings: dict | None = None  # what makes the run this run (tune.run_settings): kept in its record
 
 
 class Experiment(ExperimentInputs):
@@ -342,9 +343,10 @@ class Experiment(ExperimentInputs):
         set_seed(seed)
         model = stages.stage3_model(name, cfg, method.adapter(cfg.adapter), self.head, self.stage1(seed),
                                     encoder.hidden_size if encoder else None, seed)
+        settings = run_settings(self, method, language, seed, train_cfg)
         test_features = self._features(test, name, encoder, f"{language}/test", model) if test is not None else None
         if not method.spec.trained:
-            return _Trained(model.to(self.accelerator.device), test_features=test_features)
+            return _Trained(model.to(self.accelerator.device), test_features=test_features, settings=settings)
         train = self.load(language, "train", train_cfg.max_train_examples, seed)
         valid = self.load(language, "validation", train_cfg.max_eval_examples, seed)
         valid_features = self._features(valid, name, encoder, f"{language}/validation", model)
@@ -353,8 +355,9 @@ class Experiment(ExperimentInputs):
                          lambda p: self.score(p, valid, name)[self.primary_metric], self.accelerator,
                          desc=run_name.replace("/", " "), trackers=self._trackers(run_name),
                          checkpoint_dir=self.checkpoint_dir(run_name), resume=cfg.resume or resume,
-                         settings=run_settings(self, method, language, seed, train_cfg), log=self.log)
-        return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features)
+                         settings=settings, log=self.log)
+        return _Trained(self.accelerator.unwrap_model(model), fit_result, train, valid, valid_features, test_features,
+                        settings)
 
     def _describe_for_card(self, model, method: MethodConfig, language: str) -> None:
         """What the saved adapter's model card says: the hub id of an alias (not the local cache
@@ -418,6 +421,7 @@ class Experiment(ExperimentInputs):
         references = self.reference_scores(language, {"validation": trained.valid or [], "test": test})
         result = self._result(method.name, name, language, seed, test, predictions, valid_scores, references,
                               fit_result, train_cfg, selection, eval_seconds, time.perf_counter() - started)
+        result["run_settings"] = trained.settings  # a later `flare run` reuses the result only under these
         if trial is not None:
             result["trained_in"] = trial
         results = [(self.result_path(method, language, seed), result)]
@@ -517,7 +521,7 @@ class Experiment(ExperimentInputs):
                            "trainable_parameters": fit_result.trainable_parameters,
                            "train_seconds": fit_result.train_seconds,
                            "validation_seconds": fit_result.validation_seconds},
-                "reference_scores": references, "warnings": warnings}
+                "reference_scores": references, "warnings": warnings, "run_settings": trained.settings}
 
     # ------------------------------------------------------------------ everything
     def method(self, name: str) -> MethodConfig:
@@ -587,10 +591,14 @@ class Experiment(ExperimentInputs):
         """One final run (and its companion rows), unless its result exists; the files written."""
         path = self.result_path(method, language, seed)
         if path.is_file():
-            from flare.pipeline.tune import stale_choice
+            from flare.pipeline.tune import check_same_settings, run_settings, stale_choice
 
-            stale = stale_choice(json.loads(path.read_text()), self.train_config(method)[1])
+            result = json.loads(path.read_text())
+            train_cfg, selection = self.train_config(method)
+            stale = stale_choice(result, selection)
             if stale is None:
+                chosen = method.at(selection["chosen"] if selection else None)
+                check_same_settings(path, result, run_settings(self, chosen, language, seed, train_cfg))
                 self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
                 return self._missing_no_english(method, language, seed, path)
             self._supersede_final(method, language, seed, stale)

@@ -31,7 +31,7 @@ from typing import Any
 
 from flare.environment import finished_at
 from flare.errors import FlareError
-from flare.pipeline.checkpoint import LATEST, remove_checkpoints
+from flare.pipeline.checkpoint import LATEST, remove_checkpoints, settings_diff
 from flare.pipeline.config import MethodConfig, TrainConfig, grid_points
 from flare.results.training import grid_edge_notes, stopped_early
 
@@ -41,9 +41,10 @@ RUN_SETTINGS = "run.json"  # beside a kept trial checkpoint: what a final must m
 NOT_RUN_SETTINGS = ("languages", "methods", "seeds", "output_dir", "data_dir", "search", "stage1", "stage1_seeds",
                     "stage1_mismatch", "train", "adapter", "no_english_rows", "threads", "tensorboard", "log_with",
                     "resume")
-# train settings that say where the source-state cache lives and how large it may grow, not what a
-# run computes (its dtype does, and stays): a trial run with them otherwise is still the same run
-NOT_RUN_TRAIN_SETTINGS = ("source_cache_dir", "source_cache_limit_mb")
+# train settings that say where the source-state cache lives and how large it may grow, and how often
+# a checkpoint is written, not what a run computes (the cache's dtype does, and stays): a run with
+# them otherwise is still the same run
+NOT_RUN_TRAIN_SETTINGS = ("source_cache_dir", "source_cache_limit_mb", "checkpoint_steps")
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -98,6 +99,12 @@ def selection_for(experiment, method: MethodConfig, wait: bool = True) -> dict |
     if path.is_file():
         selection = json.loads(path.read_text())
         if all(_same(selection.get(key), wanted[key]) for key in ("grid", "languages", "seeds", "metric")):
+            for point, _, language, seed, run_name in planned_trials(method, wanted):  # made under these settings
+                trial = experiment.output_dir / f"{run_name}.json"
+                if trial.is_file():
+                    check_same_settings(trial, json.loads(trial.read_text()), run_settings(
+                        experiment, method.at(point), language, seed, method.train_config(experiment.config.train,
+                                                                                          point)))
             return {**selection, "path": str(path)}
         experiment.log(f"tuning {method.name}: {path} was made for another grid; choosing again")
     return tune_method(experiment, method, wait)
@@ -175,7 +182,9 @@ def _trial(experiment, method: MethodConfig, wanted: dict, point: dict, key: str
     path = experiment.output_dir / f"{run_name}.json"
     if path.is_file():
         experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
-        return json.loads(path.read_text())
+        trial = json.loads(path.read_text())
+        check_same_settings(path, trial, run_settings(experiment, method.at(point), language, seed, train_cfg))
+        return trial
     trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
              **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
              "finished": finished_at()}
@@ -243,6 +252,22 @@ def run_settings(experiment, method: MethodConfig, language: str, seed: int, tra
         "train": asdict(train_cfg), "language": language, "seed": seed, "config": settings,
         "stage1_record": hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None,
     }, sort_keys=True, default=str)))
+
+
+def check_same_settings(path: Path, record: dict, settings: dict) -> None:
+    """A finished run's record (a trial or a final result) is reused only where it was made with
+    `settings`, the ones the config gives it now (records written before 2026-12-08 have none and are
+    reused as they are): runs made under other settings would be compared as if only their method
+    differed."""
+    recorded = record.get("run_settings")
+    differ = settings_diff(_comparable(recorded), settings) if recorded is not None else []
+    if differ:
+        raise FlareError(
+            f"{path} was made with other settings than the config now gives it ({', '.join(differ[:6])}"
+            f"{', ...' if len(differ) > 6 else ''}; the record's `run_settings` has them all), and runs made "
+            "under other settings would be compared as if only their method differed. Undo the change, or "
+            "give the changed config another output_dir; to redo this run under the new settings, move its "
+            "file (and, for a tuning trial, the method's other trials and selection.json) out of the way first.")
 
 
 def _comparable(settings: dict) -> dict:

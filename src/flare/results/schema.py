@@ -32,7 +32,8 @@ The runner also writes ``training`` (its ``history`` is the learning curve), ``b
 ``reference_scores``, ``warnings``, ``predictions`` (per-example ``ids``/``predicted``/``gold``,
 the input of ``flare compare``), ``weights_from`` (a row scoring another run's weights),
 ``trained_in`` (the tuning trial whose training a final run took over: the same run),
-``translation`` and ``environment``; :class:`RunResult` keeps what the tables need, and
+``run_settings`` (everything that makes the run that run: a later ``flare run`` reuses the file
+only under the same ones), ``translation`` and ``environment``; :class:`RunResult` keeps what the tables need, and
 :mod:`flare.results.training` reads the rest from the file.
 
 Older files: files written before a field existed simply lack it (``base_method``, ``budget``,
