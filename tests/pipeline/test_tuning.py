@@ -528,6 +528,10 @@ def test_a_finished_run_is_reused_only_under_the_settings_it_was_made_with(tmp_p
     assert unchanged.run() == []  # the same runs: reused
     changed = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot, lora]", grid, "train.max_length=24"),
                          log=lambda m: None)
+    from flare.pipeline.status import experiment_status
+
+    flagged = [u for u in experiment_status(changed) if "made under other settings (train.max_length)" in u.detail]
+    assert len(flagged) == 2 + 2 and all(u.detail.endswith("flare run stops here") for u in flagged)  # trials, finals
     with pytest.raises(FlareError, match=r"seed-1.json was made with other settings .*\(train.max_length;"):
         changed.run()
     with pytest.raises(FlareError, match=r"tuning/lora/.*seed-1.json was made with other settings"):

@@ -591,14 +591,14 @@ class Experiment(ExperimentInputs):
         """One final run (and its companion rows), unless its result exists; the files written."""
         path = self.result_path(method, language, seed)
         if path.is_file():
-            from flare.pipeline.tune import check_same_settings, run_settings, stale_choice
+            from flare.pipeline.tune import check_same_settings, point_settings, stale_choice
 
             result = json.loads(path.read_text())
-            train_cfg, selection = self.train_config(method)
+            selection = self.train_config(method)[1]
             stale = stale_choice(result, selection)
             if stale is None:
-                chosen = method.at(selection["chosen"] if selection else None)
-                check_same_settings(path, result, run_settings(self, chosen, language, seed, train_cfg))
+                check_same_settings(path, result, point_settings(self, method, selection and selection["chosen"],
+                                                                 language, seed))
                 self.log(f"skip {method.name} {language} seed {seed}: {path} exists")
                 return self._missing_no_english(method, language, seed, path)
             self._supersede_final(method, language, seed, stale)

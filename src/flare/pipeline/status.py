@@ -22,7 +22,10 @@ from statistics import mean
 from flare.io import lock_holder
 from flare.pipeline.checkpoint import checkpoint_meta
 from flare.pipeline.runner import NO_ENGLISH
-from flare.pipeline.tune import RUN_SETTINGS, SELECTION, plan, planned_trials, stale_choice, trial_name, tuning_dir
+from flare.pipeline.tune import (
+    RUN_SETTINGS, SELECTION, changed_settings, plan, planned_trials, point_settings, stale_choice, trial_name,
+    tuning_dir,
+)
 
 DONE, RUNNING, INTERRUPTED, TO_DO = "done", "running", "interrupted", "to do"
 STAGE1, TUNING, FINAL = "stage 1", "tuning", "final"
@@ -113,19 +116,29 @@ def _tuning_units(experiment) -> list[Unit]:
         wanted = plan(experiment, method)
         if wanted is None:
             continue
-        for _, key, language, seed, run_name in planned_trials(method, wanted):
+        for point, key, language, seed, run_name in planned_trials(method, wanted):
             record = experiment.output_dir / f"{run_name}.json"
             folder = experiment.checkpoint_dir(run_name)
             unit = Unit(TUNING, method.name, language, seed, TO_DO, point=key, name=run_name)
             if record.is_file():
+                trial = json.loads(record.read_text())
                 unit.state = DONE
-                unit.seconds = _budget_seconds(json.loads(record.read_text()).get("budget") or {})
+                unit.seconds = _budget_seconds(trial.get("budget") or {})
                 if (folder / RUN_SETTINGS).is_file():
                     unit.detail = "checkpoint kept for the final run it may be"
+                _flag_changed(unit, trial, point_settings(experiment, method, point, language, seed))
             elif (meta := checkpoint_meta(folder)) is not None:
                 _resume_from(unit, meta)
             units.append(unit)
     return units
+
+
+def _flag_changed(unit: Unit, record: dict, settings: dict) -> None:
+    """Say so where a finished run was made under settings other than the config's now (`flare run`
+    stops there: tune.check_same_settings)."""
+    if differ := changed_settings(record, settings):
+        unit.detail = f"made under other settings ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}): " \
+                      "flare run stops here"
 
 
 def _kept_trial(experiment, method: str, key: str, language: str, seed: int) -> bool:
@@ -157,6 +170,8 @@ def _final_units(experiment) -> list[Unit]:
                     unit.evaluation_only = "trained_in" in result  # it took over its tuning trial
                     if companion and not experiment.result_path(method.name + NO_ENGLISH, language, seed).is_file():
                         unit.detail = "its no-English row is missing (made from the saved adapter on the next run)"
+                    point = selections[method.name]["chosen"] if method.name in selections else None
+                    _flag_changed(unit, result, point_settings(experiment, method, point, language, seed))
                 elif (meta := checkpoint_meta(experiment.checkpoint_dir(experiment.run_name(method, language, seed)))):
                     _resume_from(unit, meta)
                 elif method.name in chosen and _kept_trial(experiment, method.name, chosen[method.name], language,

@@ -102,9 +102,8 @@ def selection_for(experiment, method: MethodConfig, wait: bool = True) -> dict |
             for point, _, language, seed, run_name in planned_trials(method, wanted):  # made under these settings
                 trial = experiment.output_dir / f"{run_name}.json"
                 if trial.is_file():
-                    check_same_settings(trial, json.loads(trial.read_text()), run_settings(
-                        experiment, method.at(point), language, seed, method.train_config(experiment.config.train,
-                                                                                          point)))
+                    check_same_settings(trial, json.loads(trial.read_text()),
+                                        point_settings(experiment, method, point, language, seed))
             return {**selection, "path": str(path)}
         experiment.log(f"tuning {method.name}: {path} was made for another grid; choosing again")
     return tune_method(experiment, method, wait)
@@ -183,7 +182,7 @@ def _trial(experiment, method: MethodConfig, wanted: dict, point: dict, key: str
     if path.is_file():
         experiment.log(f"tuning {method.name}: skip {key} {language} seed {seed}: {path} exists")
         trial = json.loads(path.read_text())
-        check_same_settings(path, trial, run_settings(experiment, method.at(point), language, seed, train_cfg))
+        check_same_settings(path, trial, point_settings(experiment, method, point, language, seed))
         return trial
     trial = {"method": method.name, "point": point, "key": key, "language": language, "seed": seed,
              **experiment.run_trial(method.at(point), language, seed, train_cfg, run_name),
@@ -254,14 +253,24 @@ def run_settings(experiment, method: MethodConfig, language: str, seed: int, tra
     }, sort_keys=True, default=str)))
 
 
-def check_same_settings(path: Path, record: dict, settings: dict) -> None:
-    """A finished run's record (a trial or a final result) is reused only where it was made with
-    `settings`, the ones the config gives it now (records written before 2026-12-08 have none and are
-    reused as they are): runs made under other settings would be compared as if only their method
-    differed."""
+def point_settings(experiment, method: MethodConfig, point: dict | None, language: str, seed: int) -> dict:
+    """`run_settings` of `method` at a grid point (None: the method untuned)."""
+    return run_settings(experiment, method.at(point), language, seed,
+                        method.train_config(experiment.config.train, point))
+
+
+def changed_settings(record: dict, settings: dict) -> list[str]:
+    """The settings a finished run's record (a trial or a final result) was made under that differ
+    from `settings`, the ones the config gives it now ([] for a record written before 2026-12-08,
+    which has none)."""
     recorded = record.get("run_settings")
-    differ = settings_diff(_comparable(recorded), settings) if recorded is not None else []
-    if differ:
+    return settings_diff(_comparable(recorded), settings) if recorded is not None else []
+
+
+def check_same_settings(path: Path, record: dict, settings: dict) -> None:
+    """A finished run's record is reused only where it was made under `settings` (`changed_settings`):
+    runs made under other settings would be compared as if only their method differed."""
+    if differ := changed_settings(record, settings):
         raise FlareError(
             f"{path} was made with other settings than the config now gives it ({', '.join(differ[:6])}"
             f"{', ...' if len(differ) > 6 else ''}; the record's `run_settings` has them all), and runs made "
