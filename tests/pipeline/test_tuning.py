@@ -342,6 +342,25 @@ def test_a_retrain_that_leaves_its_record_stops_where_runs_were_built_on_the_rec
         load_config(None, ["stage1_mismatch=maybe"])
 
 
+def test_a_stage1_model_is_reused_only_under_the_settings_it_was_trained_with(tmp_path, tiny_checkpoints):
+    experiment = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]"), log=lambda m: None)
+    folder = experiment.stage1()
+    recorded = json.loads((folder / "stage1.json").read_text())["settings"]
+    assert recorded["seed"] == 1 and recorded["stage1"]["max_length"] == 32
+    Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]", "stage1.checkpoint_steps=5"),
+               log=lambda m: None).stage1()  # not a setting of the model: reused
+    changed = Experiment(config(tmp_path, tiny_checkpoints["bert"], "[zero-shot]", "stage1.max_length=24"),
+                         log=lambda m: None)
+    with pytest.raises(FlareError, match=r"stage 1: .* was trained with other settings .*\(stage1.max_length;"):
+        changed.stage1()
+    # a fresh checkout (the record without the weights) is not retrained under other settings either
+    for weights in folder.iterdir():
+        if weights.name != "stage1.json":
+            shutil.rmtree(weights) if weights.is_dir() else weights.unlink()
+    with pytest.raises(FlareError, match=r"trained with other settings .*\(stage1.max_length;"):
+        changed.stage1()
+
+
 def test_stage1_seeds_must_pair_with_seeds():
     from flare.errors import ConfigError
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -15,7 +15,7 @@ from accelerate.utils import set_seed
 from flare.pipeline import stages
 from flare.errors import ConfigError, DataError, FlareError
 from flare.io import folder_lock
-from flare.pipeline.checkpoint import remove_checkpoints
+from flare.pipeline.checkpoint import remove_checkpoints, settings_diff
 from flare.pipeline.config import MethodConfig, TrainConfig, save_config
 from flare.pipeline.data import build_features
 from flare.pipeline.inputs import ExperimentInputs
@@ -128,10 +128,13 @@ class Experiment(ExperimentInputs):
                                   "weights (they are not committed); retrain them with `flare finetune` on the "
                                   f"config of the experiment in {self.config.stage1_from}")
             recorded = json.loads(marker.read_text())
+            self._check_stage1_settings(folder, recorded, seed)
             self.log(f"stage 1: {folder} records a model whose weights are not here; retraining it")
         elif marker.is_file():
             if self.config.stage1_from:
                 self._check_borrowed_stage1(marker)
+            else:
+                self._check_stage1_settings(folder, json.loads(marker.read_text()), seed)
             self.log(f"stage 1: reusing {folder}")
             return folder
         if self.config.stage1_from:
@@ -166,8 +169,8 @@ class Experiment(ExperimentInputs):
         result = fit(model, head, features["train"], features["validation"], cfg.stage1, stage1_seed,
                      lambda p: self.score(p, valid)[self.primary_metric], self.accelerator,
                      desc=f"stage 1 (en, seed {stage1_seed})", trackers=self._trackers(name),
-                     checkpoint_dir=self.checkpoint_dir(name), resume=cfg.resume, log=self.log,
-                     on_evaluation=follow_record if built else None)
+                     checkpoint_dir=self.checkpoint_dir(name), resume=cfg.resume,
+                     settings=self._stage1_settings(seed), log=self.log, on_evaluation=follow_record if built else None)
         model = self.accelerator.unwrap_model(model)
         test_scores = None
         if test:
@@ -202,12 +205,34 @@ class Experiment(ExperimentInputs):
                                     "history": result.history, "test": test_scores,
                                     "train_seconds": result.train_seconds, "training": result.summary(),
                                     "reference_scores": references, "warnings": warnings,
-                                    "cpu": cpu_record()})
+                                    "cpu": cpu_record(), "settings": self._stage1_settings(seed)})
             remove_checkpoints(self.checkpoint_dir(name))
         self.accelerator.wait_for_everyone()
         if test_scores is not None:
             self.log(f"stage 1: English test {self.primary_metric} = {test_scores[self.primary_metric]:.2f}")
         return folder
+
+    def _stage1_settings(self, seed: int | None) -> dict:
+        """What makes a stage-1 model the one it is besides the task, model, revision, prefix and
+        precision its record names: its training settings and seed (recorded in stage1.json and in
+        its checkpoints; where checkpoints go and how often, not)."""
+        from flare.pipeline.tune import NOT_RUN_TRAIN_SETTINGS
+
+        train = {k: v for k, v in asdict(self.config.stage1).items() if k not in NOT_RUN_TRAIN_SETTINGS}
+        stage1_seed = self.config.stage1_seed_for(seed) if seed is not None else None
+        stage1_seed = self.config.stage1_seed if stage1_seed is None else stage1_seed
+        return json.loads(json.dumps({"stage1": train, "seed": stage1_seed}, sort_keys=True, default=str))
+
+    def _check_stage1_settings(self, folder: Path, recorded: dict, seed: int | None) -> None:
+        """A recorded stage-1 model is reused (or retrained as recorded) only under the settings it was
+        trained with; a record written before 2026-12-08 has none and is taken as it is."""
+        differ = settings_diff(recorded["settings"], self._stage1_settings(seed)) if "settings" in recorded else []
+        if differ:
+            raise FlareError(
+                f"stage 1: {folder} was trained with other settings than the config now gives it "
+                f"({', '.join(differ[:6])}{', ...' if len(differ) > 6 else ''}; its stage1.json has them all), and "
+                "every run of this experiment builds on it. Set them back, or give the changed config another "
+                "output_dir.")
 
     def runs_built_on(self, folder: Path) -> list[Path]:
         """This experiment's final results (`results/`) whose runs used the stage-1 model in `folder`
