@@ -100,9 +100,9 @@ def checkpoint_meta(directory: Path) -> dict | None:
 
 
 def differing_settings(directory: Path, settings: dict) -> list[str] | None:
-    """What differs between `settings` (JSON values) and those the last checkpoint in `directory` was written with
-    ("train.learning_rate", ...; []: the same run); None when there is no checkpoint or it records
-    none (written before 2026-12-08, or by a caller that passed none)."""
+    """What differs between `settings` (JSON values) and those the last checkpoint in `directory`
+    was written with ("train.learning_rate", ...; []: the same run); None when there is no
+    checkpoint or it records none (written before 2026-12-08, or by a caller that passed none)."""
     meta = checkpoint_meta(directory)
     recorded = (meta or {}).get("settings")
     return None if recorded is None else settings_diff(recorded, settings)

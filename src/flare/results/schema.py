@@ -33,8 +33,8 @@ The runner also writes ``training`` (its ``history`` is the learning curve), ``b
 the input of ``flare compare``), ``weights_from`` (a row scoring another run's weights),
 ``trained_in`` (the tuning trial whose training a final run took over: the same run),
 ``run_settings`` (everything that makes the run that run: a later ``flare run`` reuses the file
-only under the same ones), ``translation`` and ``environment``; :class:`RunResult` keeps what the tables need, and
-:mod:`flare.results.training` reads the rest from the file.
+only under the same ones), ``translation`` and ``environment``; :class:`RunResult` keeps what the
+tables need, and :mod:`flare.results.training` reads the rest from the file.
 
 Older files: files written before a field existed simply lack it (``base_method``, ``budget``,
 ``training.history`` ...); the reader takes a missing optional field as "not recorded", never as
